@@ -1,0 +1,3 @@
+#include "opcheck.h"
+
+const oc_entry oc_cases_norm[] = {{0}};

@@ -1,0 +1,10 @@
+// cli.h — the s2s subcommand interface. A subcommand is a name, a one-line help and a main.
+#pragma once
+
+typedef struct s2s_cmd {
+    const char *name;
+    const char *help;
+    int (*run)(int argc, char **argv);  // argv[0] is the subcommand name
+} s2s_cmd;
+
+extern const s2s_cmd s2s_cmd_version;
