@@ -1,0 +1,187 @@
+// cmd_demo.c — `s2s demo`: trains a tiny Qwen3-style decoder (embedding, RMSNorm, q/k norm, RoPE,
+// GQA attention in recompute regions, SwiGLU, fused cross-entropy, AdamW with clipping and warm-up)
+// on packed sequences from a random low-entropy Markov chain, and shows the loss fall towards the
+// chain's entropy. It exercises the whole foundation end to end until the real stages land.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "autograd/check.h"
+#include "autograd/rng.h"
+#include "cli.h"
+#include "metrics.h"
+#include "ops/ops.h"
+
+typedef struct {
+    int vocab, dim, n_layers, n_heads, n_kv, head_dim, ffn;
+    float theta, eps;
+} demo_cfg;
+
+typedef struct {
+    s2s_tensor *ln1, *wq, *wk, *wv, *wo, *qn, *kn, *ln2, *wg, *wu, *wd;
+} demo_layer;
+
+typedef struct {
+    demo_cfg c;
+    s2s_params params;
+    s2s_tensor *emb, *norm;
+    demo_layer layers[8];
+    s2s_tensor *pos, *cu;  // set per step: positions i32 [T], cu_seqlens i32 [S+1]
+} demo_model;
+
+static s2s_tensor *add_param(demo_model *m, s2s_rng *r, const char *name, int ndim, int64_t d0, int64_t d1,
+                             float std, float fill) {
+    int64_t shape[2] = {d0, d1};
+    s2s_tensor *t = s2s_params_add(&m->params, name, "demo", ndim, shape, true, ndim == 2);
+    float *x = t->data;
+    if (std > 0) s2s_rng_fill_normal(r, x, s2s_numel(t), std);
+    else for (int64_t i = 0; i < s2s_numel(t); i++) x[i] = fill;
+    return t;
+}
+
+static void demo_init(demo_model *m, demo_cfg c, uint64_t seed) {
+    s2s_rng r;
+    s2s_rng_seed(&r, seed);
+    m->c = c;
+    s2s_params_init(&m->params, S2S_CPU);
+    char n[128];
+    m->emb = add_param(m, &r, "model.embed_tokens.weight", 2, c.vocab, c.dim, 0.02f, 0);
+    for (int l = 0; l < c.n_layers; l++) {
+        demo_layer *L = &m->layers[l];
+#define P(field, nm, nd, a, b, std, fill) \
+        snprintf(n, sizeof n, "model.layers.%d.%s", l, nm); L->field = add_param(m, &r, n, nd, a, b, std, fill)
+        P(ln1, "input_layernorm.weight", 1, c.dim, 1, 0, 1.0f);
+        P(wq, "self_attn.q_proj.weight", 2, c.n_heads * c.head_dim, c.dim, 0.02f, 0);
+        P(wk, "self_attn.k_proj.weight", 2, c.n_kv * c.head_dim, c.dim, 0.02f, 0);
+        P(wv, "self_attn.v_proj.weight", 2, c.n_kv * c.head_dim, c.dim, 0.02f, 0);
+        P(wo, "self_attn.o_proj.weight", 2, c.dim, c.n_heads * c.head_dim, 0.02f, 0);
+        P(qn, "self_attn.q_norm.weight", 1, c.head_dim, 1, 0, 1.0f);
+        P(kn, "self_attn.k_norm.weight", 1, c.head_dim, 1, 0, 1.0f);
+        P(ln2, "post_attention_layernorm.weight", 1, c.dim, 1, 0, 1.0f);
+        P(wg, "mlp.gate_proj.weight", 2, c.ffn, c.dim, 0.02f, 0);
+        P(wu, "mlp.up_proj.weight", 2, c.ffn, c.dim, 0.02f, 0);
+        P(wd, "mlp.down_proj.weight", 2, c.dim, c.ffn, 0.02f, 0);
+#undef P
+    }
+    m->norm = add_param(m, &r, "model.norm.weight", 1, c.dim, 1, 0, 1.0f);
+}
+
+typedef struct {
+    demo_model *m;
+    int layer;
+} block_arg;
+
+// One decoder block; runs inside a recompute region so only its input is kept for backward.
+static void block_forward(s2s_ctx *ctx, void *user, s2s_tensor **ins, int n_in, s2s_tensor **outs, int n_out) {
+    block_arg *a = user;
+    demo_model *m = a->m;
+    demo_cfg c = m->c;
+    demo_layer *L = &m->layers[a->layer];
+    s2s_tensor *x = ins[0];  // x [T, dim]
+    int64_t T = x->shape[0];
+    s2s_tensor *h = s2s_rmsnorm(ctx, x, L->ln1, c.eps);
+    s2s_tensor *q = s2s_reshape(ctx, s2s_linear(ctx, h, L->wq, NULL), 3, (int64_t[]){T, c.n_heads, c.head_dim});
+    s2s_tensor *k = s2s_reshape(ctx, s2s_linear(ctx, h, L->wk, NULL), 3, (int64_t[]){T, c.n_kv, c.head_dim});
+    s2s_tensor *v = s2s_reshape(ctx, s2s_linear(ctx, h, L->wv, NULL), 3, (int64_t[]){T, c.n_kv, c.head_dim});
+    q = s2s_rope(ctx, s2s_rmsnorm(ctx, q, L->qn, c.eps), m->pos, c.theta);  // q [T, Hq, D]
+    k = s2s_rope(ctx, s2s_rmsnorm(ctx, k, L->kn, c.eps), m->pos, c.theta);  // k [T, Hkv, D]
+    s2s_tensor *att = s2s_attention(ctx, q, k, v, m->cu, true, 1.0f / sqrtf((float)c.head_dim));
+    att = s2s_reshape(ctx, att, 2, (int64_t[]){T, (int64_t)c.n_heads * c.head_dim});
+    x = s2s_add(ctx, x, s2s_linear(ctx, att, L->wo, NULL));
+    h = s2s_rmsnorm(ctx, x, L->ln2, c.eps);
+    s2s_tensor *f = s2s_silu_mul(ctx, s2s_linear(ctx, h, L->wg, NULL), s2s_linear(ctx, h, L->wu, NULL));
+    outs[0] = s2s_add(ctx, x, s2s_linear(ctx, f, L->wd, NULL));  // [T, dim]
+}
+
+static int run(int argc, char **argv) {
+    int steps = 60, n_seq = 8, seq_len = 48, threads = 0;
+    const char *metrics_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) metrics_path = argv[++i];
+        else {
+            fprintf(stderr, "usage: s2s demo [--steps N] [--threads N] [--metrics FILE.jsonl]\n");
+            return !strcmp(argv[i], "--help") ? 0 : 2;
+        }
+    }
+    demo_cfg c = {.vocab = 64, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv = 2, .head_dim = 16, .ffn = 128,
+                  .theta = 10000.0f, .eps = 1e-6f};
+    demo_model m;
+    demo_init(&m, c, 1234);
+    s2s_ctx *ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = threads});
+
+    // The data: a Markov chain where each token has 3 likely successors (entropy ~1.1 nats).
+    s2s_rng r;
+    s2s_rng_seed(&r, 42);
+    int succ[64][3];
+    for (int v = 0; v < c.vocab; v++)
+        for (int j = 0; j < 3; j++) succ[v][j] = (int)(s2s_rng_u64(&r) % (uint64_t)c.vocab);
+
+    int64_t T = (int64_t)n_seq * seq_len;
+    float **mom = s2s_calloc((size_t)m.params.n, sizeof(float *));
+    float **vel = s2s_calloc((size_t)m.params.n, sizeof(float *));
+    for (int i = 0; i < m.params.n; i++) {
+        mom[i] = s2s_calloc((size_t)s2s_numel(m.params.items[i].t), sizeof(float));
+        vel[i] = s2s_calloc((size_t)s2s_numel(m.params.items[i].t), sizeof(float));
+    }
+    s2s_metrics met;
+    S2S_CHECK(s2s_metrics_open(&met, metrics_path) == 0, "cannot open metrics file %s", metrics_path);
+    fprintf(stderr, "demo: %lld parameters, %d layers, %lld tokens per step, %d threads\n",
+            (long long)s2s_params_count(&m.params, true), c.n_layers, (long long)T, ctx->n_threads);
+    double first = 0, last = 0;
+    for (int step = 1; step <= steps; step++) {
+        s2s_tensor *ids = s2s_new1(ctx, S2S_I32, T), *labels = s2s_new1(ctx, S2S_I32, T);
+        m.pos = s2s_new1(ctx, S2S_I32, T);
+        m.cu = s2s_new1(ctx, S2S_I32, n_seq + 1);
+        int32_t *id = ids->data, *lab = labels->data, *pos = m.pos->data, *cu = m.cu->data;
+        for (int s = 0; s < n_seq; s++) {
+            cu[s] = s * seq_len;
+            int tok = (int)(s2s_rng_u64(&r) % (uint64_t)c.vocab);
+            for (int t = 0; t < seq_len; t++) {
+                id[s * seq_len + t] = tok;
+                pos[s * seq_len + t] = t;
+                double u = s2s_rng_uniform(&r);
+                tok = u < 0.9 ? succ[tok][(int)(u / 0.3)] : (int)(s2s_rng_u64(&r) % (uint64_t)c.vocab);
+                lab[s * seq_len + t] = t + 1 < seq_len ? tok : -100;  // next token; none after the last
+            }
+        }
+        cu[n_seq] = (int)T;
+        s2s_tensor *x = s2s_embedding(ctx, ids, m.emb);  // x [T, dim]
+        for (int l = 0; l < c.n_layers; l++) {
+            block_arg a = {&m, l};
+            s2s_tensor *out[1];
+            s2s_checkpoint(ctx, block_forward, &a, &x, 1, out, 1);
+            x = out[0];
+        }
+        x = s2s_rmsnorm(ctx, x, m.norm, c.eps);
+        s2s_tensor *loss = s2s_cross_entropy_fused(ctx, x, m.emb, labels, -100, 1.0f);  // tied head
+        double lv = ((float *)loss->data)[0];
+        s2s_backward(ctx, loss, NULL);
+        double gnorm = s2s_grad_clip(ctx, &m.params, 1.0);
+        float lr = 3e-3f * (step <= 10 ? (float)step / 10.0f : 1.0f);
+        s2s_adamw_cfg oc = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.05f};
+        for (int i = 0; i < m.params.n; i++) {
+            s2s_param *p = &m.params.items[i];
+            s2s_adamw_update(ctx, p->t->data, p->t->grad->data, mom[i], vel[i], s2s_numel(p->t), oc,
+                             p->weight_decay, step);
+        }
+        s2s_params_zero_grad(&m.params);
+        s2s_ctx_step_reset(ctx);
+        if (step == 1) first = lv;
+        last = lv;
+        s2s_progress(&met, step, steps, lv, T);
+        s2s_metrics_log(&met, step, 3, (const char *[]){"loss", "grad_norm", "lr"}, (double[]){lv, gnorm, lr});
+    }
+    fprintf(stderr, "demo: loss %.3f -> %.3f (uniform would be %.3f); arena peak %.1f MiB\n", first, last,
+            log((double)c.vocab), (double)s2s_ctx_peak_bytes(ctx) / (1 << 20));
+    for (int i = 0; i < m.params.n; i++) { free(mom[i]); free(vel[i]); }
+    free(mom);
+    free(vel);
+    s2s_metrics_close(&met);
+    s2s_params_free(&m.params);
+    s2s_ctx_free(ctx);
+    return last < first ? 0 : 1;
+}
+
+const s2s_cmd s2s_cmd_demo = {"demo", "train a tiny decoder on synthetic data (the foundation, end to end)", run};
