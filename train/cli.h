@@ -8,3 +8,6 @@ typedef struct s2s_cmd {
 } s2s_cmd;
 
 extern const s2s_cmd s2s_cmd_version;
+extern const s2s_cmd s2s_cmd_tokenize;
+extern const s2s_cmd s2s_cmd_inspect;
+extern const s2s_cmd s2s_cmd_mel;

@@ -160,7 +160,7 @@ static int run(int argc, char **argv) {
         s2s_backward(ctx, loss, NULL);
         double gnorm = s2s_grad_clip(ctx, &m.params, 1.0);
         float lr = 3e-3f * (step <= 10 ? (float)step / 10.0f : 1.0f);
-        s2s_adamw_cfg oc = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.05f};
+        s2s_adamw_cfg oc = {.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05};
         for (int i = 0; i < m.params.n; i++) {
             s2s_param *p = &m.params.items[i];
             s2s_adamw_update(ctx, p->t->data, p->t->grad->data, mom[i], vel[i], s2s_numel(p->t), oc,

@@ -50,6 +50,10 @@ void conv1d_col2im_cpu(float *dx, const float *dcol, int64_t Cin, int64_t L, int
 // A 1-wide, unit-stride, unpadded conv reads x itself as its column matrix.
 static bool col_is_x(int64_t K, int stride, int pad) { return K == 1 && stride == 1 && pad == 0; }
 
+int64_t conv1d_col_floats(int64_t Cin, int64_t K, int64_t Lout, int stride, int pad) {
+    return col_is_x(K, stride, pad) ? 0 : Cin * K * Lout;
+}
+
 void conv1d_forward_cpu(s2s_ctx *ctx, float *y, const float *x, const float *w, const float *bias, float *col,
                         int64_t B, int64_t Cin, int64_t L, int64_t Cout, int64_t K, int64_t Lout, int stride,
                         int pad) {

@@ -24,7 +24,7 @@ GEN = torch.Generator().manual_seed(SEED)
 
 
 def randn(*shape, scale=1.0):
-    return torch.randn(*shape, generator=GEN, dtype=torch.float32) * scale
+    return torch.randn(shape, generator=GEN, dtype=torch.float32) * scale  # shape () gives a scalar
 
 
 def randint(lo, hi, *shape):
@@ -39,9 +39,13 @@ def max_rel_err(a, b):
 
 
 class Case:
-    def __init__(self, name, op, inputs, ref, grad=(), attrs=None, tol=1e-5, mutants=(), n_out=1):
+    # mutant_grads: a mutant also counts as caught when one of its gradients (same upstream dy) is off,
+    # so backward-only bugs can be planted (e.g. with out = ref.detach() + (bug - bug.detach())).
+    def __init__(self, name, op, inputs, ref, grad=(), attrs=None, tol=1e-5, mutants=(), n_out=1,
+                 mutant_grads=False):
         self.name, self.op, self.inputs, self.ref = name, op, inputs, ref
         self.grad, self.attrs, self.tol, self.mutants, self.n_out = list(grad), attrs or {}, tol, mutants, n_out
+        self.mutant_grads = mutant_grads
 
 
 def _reference(case, fn):
@@ -60,8 +64,8 @@ def _reference(case, fn):
 
 def run_case(binary, case, dys=None):
     leaves, outs = _reference(case, case.ref)
-    if dys is None:
-        dys = [randn(*o.shape) for o in outs]
+    if dys is None:  # a case may set dy_ones = True to force the upstream gradient 1
+        dys = [torch.ones(o.shape) if getattr(case, "dy_ones", False) else randn(*o.shape) for o in outs]
     grads = {}
     if case.grad:
         torch.autograd.backward([o for o in outs], [d.double() for d in dys])
@@ -86,7 +90,7 @@ def run_case(binary, case, dys=None):
             meta_out = f.metadata()
     errors = []
     report = []
-    names = ["out", "out1"]
+    names = ["out", "out1", "out2", "out3"]
     for i, o in enumerate(outs[: case.n_out]):
         e = max_rel_err(got[names[i]], o.detach())
         report.append(f"{names[i]}={e:.1e}")
@@ -98,13 +102,39 @@ def run_case(binary, case, dys=None):
         if not (e <= case.tol):
             errors.append(f"{case.name}: grad of {k} rel err {e:.3e} > tol {case.tol:.0e}")
     for mname, mfn in case.mutants:
-        _, mouts = _reference(case, mfn)
+        mleaves, mouts = _reference(case, mfn)
         e = max_rel_err(got["out"], mouts[0].detach())
+        if case.mutant_grads and case.grad:
+            torch.autograd.backward([o for o in mouts], [d.double() for d in dys])
+            for k in case.grad:
+                mg = mleaves[k].grad if mleaves[k].grad is not None else torch.zeros_like(mleaves[k])
+                e = max(e, max_rel_err(got["grad." + k], mg.float()))
         if e <= case.tol:
             errors.append(f"{case.name}: planted error '{mname}' NOT caught (rel err {e:.3e} <= tol {case.tol:.0e})")
         else:
             report.append(f"[{mname}: caught, {e:.1e}]")
     return errors, (report, meta_out)
+
+
+def run_raw(binary, op, inputs, attrs=None, grad=(), dys=()):
+    """Run one opcheck case without a reference: (returncode, stderr, outputs dict, output metadata).
+    For checks that compare two s2s runs, read peak_bytes / gemm_calls, or expect a refusal."""
+    with tempfile.TemporaryDirectory() as td:
+        cin, cout = os.path.join(td, "case.safetensors"), os.path.join(td, "out.safetensors")
+        tensors = {k: v.contiguous() for k, v in inputs.items()}
+        for i, d in enumerate(dys):
+            tensors["dy" + (str(i) if i else "")] = d.float().contiguous()
+        meta = {"op": op, **{k: str(v) for k, v in (attrs or {}).items()}}
+        if grad:
+            meta["grad"] = ",".join(grad)
+        save_file(tensors, cin, metadata=meta)
+        r = subprocess.run([binary, cin, cout], capture_output=True, text=True)
+        if r.returncode != 0:
+            return r.returncode, r.stderr, None, None
+        from safetensors import safe_open
+        with safe_open(cout, "pt") as f:
+            meta_out = f.metadata()
+        return 0, r.stderr, load_file(cout), meta_out
 
 
 def main(cases):

@@ -58,12 +58,13 @@ int main(int argc, char **argv) {
     s2s_ctx *ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU});
     oc_case c = {.ctx = ctx, .in = &f};
     fn(&c);
+    S2S_CHECK(c.n_out >= 1 && c.n_out <= 4, "case %s set %d outputs (1..4)", op, c.n_out);
 
     // Backward with the given upstream gradients (any output that needs one).
     int want_bwd = s2s_st_meta(&f, "grad") != NULL;
     s2s_st_writer w;
     s2s_st_writer_init(&w);
-    const char *outn[2] = {"out", "out1"}, *dyn[2] = {"dy", "dy1"};
+    const char *outn[4] = {"out", "out1", "out2", "out3"}, *dyn[4] = {"dy", "dy1", "dy2", "dy3"};
     for (int k = 0; k < c.n_out; k++)
         s2s_st_writer_add(&w, outn[k], c.out[k]->dtype, c.out[k]->ndim, c.out[k]->shape, c.out[k]->data);
     if (want_bwd) {

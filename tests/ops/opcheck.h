@@ -13,7 +13,7 @@ typedef struct oc_case {
     s2s_tensor *leaf[16];   // inputs, by order of appearance in the file
     const char *leaf_name[16];
     int n_leaf;
-    s2s_tensor *out[2];     // what the op produced (set by the case function)
+    s2s_tensor *out[4];     // what the op produced (set by the case function): "out", "out1", ...
     int n_out;
 } oc_case;
 

@@ -1,0 +1,129 @@
+"""s2s vs PyTorch: forward + backward per op, same machine, same thread count, one run.
+
+usage: python3 bench/bench_torch.py BENCH_OPS_BINARY [--threads N] [--quick]
+
+Each measurement runs in a fresh process, so peak memory (maxrss after the runs minus maxrss once
+inputs and parameter gradients exist) is measured the same way for both. Prints one row per op with
+the time ratio (s2s / PyTorch; lower is better) against the target, and for the fused cross-entropy
+the memory ratio.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+
+# (name, bench_ops args, target ratio)
+CASES = [
+    ("linear", ["linear", "2048", "1024", "4096"], 1.0),
+    ("attention", ["attention", "2", "1024", "16", "8", "128", "1"], 0.7),
+    ("rmsnorm", ["rmsnorm", "4096", "1024"], 0.5),
+    ("ce", ["ce", "1024", "1024", "151936"], 0.7),
+]
+QUICK = [
+    ("linear", ["linear", "256", "256", "512"], 1.0),
+    ("attention", ["attention", "2", "256", "4", "2", "64", "1"], 0.7),
+    ("rmsnorm", ["rmsnorm", "512", "256"], 0.5),
+    ("ce", ["ce", "128", "128", "8192"], 0.7),
+]
+
+
+def torch_child(args, threads, reps):
+    """Runs in a subprocess: time one op in PyTorch and print a JSON line."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(7)
+    op = args[0]
+    a = [int(v) for v in args[1:]]
+    if op == "linear":
+        x = torch.randn(a[0], a[1], generator=g, requires_grad=True)
+        w = (torch.randn(a[2], a[1], generator=g) * 0.02).requires_grad_()
+        w.grad = torch.zeros_like(w)
+
+        def step():
+            F.linear(x, w).backward(torch.ones(a[0], a[2]))
+    elif op == "attention":
+        S, Ts, Hq, Hkv, D, causal = a
+        q = torch.randn(S, Hq, Ts, D, generator=g, requires_grad=True)
+        k = torch.randn(S, Hkv, Ts, D, generator=g, requires_grad=True)
+        v = torch.randn(S, Hkv, Ts, D, generator=g, requires_grad=True)
+        ones = torch.ones(S, Hq, Ts, D)
+
+        def step():
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal), enable_gqa=True)
+            y.backward(ones)
+    elif op == "rmsnorm":
+        x = torch.randn(a[0], a[1], generator=g, requires_grad=True)
+        w = torch.ones(a[1], requires_grad=True)
+        w.grad = torch.zeros_like(w)
+        ones = torch.ones(a[0], a[1])
+
+        def step():
+            # Hugging Face Qwen3RMSNorm
+            var = x.pow(2).mean(-1, keepdim=True)
+            (w * (x * torch.rsqrt(var + 1e-6))).backward(ones)
+    elif op == "ce":
+        x = torch.randn(a[0], a[1], generator=g, requires_grad=True)
+        w = (torch.randn(a[2], a[1], generator=g) * 0.02).requires_grad_()
+        w.grad = torch.zeros_like(w)
+        lab = torch.randint(0, a[2], (a[0],), generator=g)
+
+        def step():
+            F.cross_entropy(F.linear(x, w), lab).backward()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for rep in range(reps + 1):
+        for t in ([x] if op != "attention" else [q, k, v]):
+            t.grad = None
+        t0 = time.perf_counter()
+        step()
+        t1 = time.perf_counter()
+        if rep:
+            times.append((t1 - t0) * 1e3)
+    times.sort()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"op": op, "ms": times[len(times) // 2], "extra_rss_mb": (rss - rss0) / 1024, "threads": threads}))
+
+
+def run_json(cmd, env):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    if sys.argv[1] == "--child":
+        torch_child(sys.argv[4:], int(sys.argv[2]), int(sys.argv[3]))
+        return
+    binary = sys.argv[1]
+    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else os.cpu_count()
+    quick = "--quick" in sys.argv
+    reps = 3 if quick else 5
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), BENCH_REPS=str(reps))
+    print(f"threads {threads}, median of {reps} runs, forward + backward; ratio = s2s / PyTorch (lower is better)")
+    print(f"{'op':10} {'shape':34} {'s2s ms':>9} {'torch ms':>9} {'ratio':>6} {'target':>7}  {'s2s MB':>7} {'torch MB':>8}")
+    missed = []
+    for name, args, target in (QUICK if quick else CASES):
+        ours = run_json([binary] + args, env)
+        ref = run_json([sys.executable, __file__, "--child", str(threads), str(reps)] + args, env)
+        ratio = ours["ms"] / ref["ms"]
+        ok = ratio <= target
+        line = (f"{name:10} {' '.join(args[1:]):34} {ours['ms']:9.2f} {ref['ms']:9.2f} {ratio:6.2f} "
+                f"{'<=' + str(target):>7}  {ours['extra_rss_mb']:7.1f} {ref['extra_rss_mb']:8.1f}")
+        if name == "ce":
+            mem = ours["extra_rss_mb"] / max(ref["extra_rss_mb"], 1e-9)
+            line += f"  memory ratio {mem:.3f} (target <= 0.1)"
+            ok = ok and mem <= 0.1
+        print(line + ("" if ok else "  MISSED"))
+        if not ok:
+            missed.append(name)
+    print("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+// tok_unicode.c — the small Unicode facts the tokenizer needs besides PCRE2 and utf8proc: UTF-8 validity,
+// GPT-2's byte <-> code point table, and the two character classes HF's added-token matching uses.
+#include <stdlib.h>
+#include <utf8proc.h>
+#include "tok_internal.h"
+
+size_t tok_utf8_valid_prefix(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        // ASCII runs dominate real text: skip them 8 bytes at a time
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        unsigned c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t need;
+        unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c == 0xE0) need = 2, lo = 0xA0;
+        else if (c == 0xED) need = 2, hi = 0x9F;  // no surrogates
+        else if (c >= 0xE1 && c <= 0xEF) need = 2;
+        else if (c == 0xF0) need = 3, lo = 0x90;
+        else if (c >= 0xF1 && c <= 0xF3) need = 3;
+        else if (c == 0xF4) need = 3, hi = 0x8F;
+        else return i;
+        if (i + need >= n) return i;  // truncated sequence
+        if (s[i + 1] < lo || s[i + 1] > hi) return i;
+        for (size_t k = 2; k <= need; k++)
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+        i += need + 1;
+    }
+    return n;
+}
+
+// bytes_to_unicode: printable Latin-1 bytes stand for themselves; the other 68 bytes (0x00-0x20,
+// 0x7F-0xA0, 0xAD) map in order to U+0100 upwards.
+int32_t tok_byte_to_cp(int b) {
+    if (b <= 0x20) return 256 + b;
+    if (b >= 0x7F && b <= 0xA0) return 256 + 33 + (b - 0x7F);
+    if (b == 0xAD) return 256 + 33 + 34;
+    return b;
+}
+
+int tok_cp_to_byte(int32_t cp) {
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return cp;
+    if (cp >= 256 && cp < 256 + 33) return cp - 256;
+    if (cp >= 256 + 33 && cp < 256 + 33 + 34) return 0x7F + (cp - 256 - 33);
+    if (cp == 256 + 33 + 34) return 0xAD;
+    return -1;
+}
+
+int tok_is_white_space(int32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+int tok_is_word_char(int32_t c) {
+    if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (c == 0x200C || c == 0x200D) return 1;  // Join_Control
+    // Other_Alphabetic symbols (circled / squared Latin letters)
+    if ((c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
+        (c >= 0x1F170 && c <= 0x1F189))
+        return 1;
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_PC:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+char *tok_nfc_dup(const char *s, size_t len, size_t *out_len) {
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    if (n < 0) return NULL;
+    *out_len = (size_t)n;
+    return (char *)dst;
+}

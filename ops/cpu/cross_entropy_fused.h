@@ -1,0 +1,39 @@
+#pragma once
+#include <stdbool.h>
+#include "../../autograd/ctx.h"
+
+// Chunking shared by the fused losses (cross_entropy_fused, kl). With gradients, one token chunk
+// keeps its logits for the whole vocabulary ([R, V] per logit set, R from this budget) so that the
+// softmax gradient is formed from them without a second logits GEMM; without gradients only one
+// [R, VBLOCK] tile exists. Either way the workspace does not depend on N.
+#define S2S_LOSS_CHUNK_BYTES ((size_t)40 << 20)
+#define S2S_LOSS_VBLOCK 2048    // vocabulary columns per GEMM (an R x VBLOCK tile stays in L2)
+#define S2S_LOSS_MAX_ROWS 256   // token rows per chunk: past this GEMMs gain nothing
+#define S2S_LOSS_MIN_ROWS 8
+
+// Rows per token chunk for M rows, vocabulary V, n_sets logit sets kept whole (0: tiles only).
+int64_t loss_chunk_rows(int64_t M, int64_t V, int n_sets);
+
+typedef struct ce_fused_args {
+    const float *h;         // [N, C]
+    const float *w;         // [V, C]
+    const int32_t *rows;    // [M] rows of h whose label is not ignored
+    const int32_t *labels;  // [M] their labels, in [0, V)
+    int64_t M, C, V;
+} ce_fused_args;
+
+// Floats of workspace ce_fused_forward_cpu needs (grads: whether dh or dw will be formed).
+size_t ce_fused_workspace_floats(const ce_fused_args *a, bool grads);
+// Row losses loss [M] = lse - z[label] and lse [M] of z = h[rows] @ w^T. When dh [M, C] (written)
+// or dw [V, C] (accumulated) is non-NULL it also gets the gradient of scale * sum(loss):
+// G = scale * (softmax(z) - onehot), dh = G @ w, dw += G^T @ h[rows].
+void ce_fused_forward_cpu(s2s_ctx *ctx, const ce_fused_args *a, float scale, float *loss, float *lse, float *dh,
+                          float *dw, float *ws);
+// dw [V, C] += alpha * (softmax(z) - onehot)^T @ h[rows], recomputing z with the forward's lse [M].
+// Workspace: ce_fused_workspace_floats(a, false).
+void ce_fused_dw_cpu(s2s_ctx *ctx, const ce_fused_args *a, const float *lse, float alpha, float *dw, float *ws);
+
+// dst[rows[m]] += alpha * src[m] for rows of C floats (rows distinct): dst [N, C], src [M, C].
+void loss_rows_axpy(float *dst, const int32_t *rows, const float *src, int64_t M, int64_t C, float alpha);
+// dst [M, C] = src[rows[m]]: the chunk's rows gathered contiguous for the GEMMs.
+void loss_rows_gather(float *dst, const float *src, const int32_t *rows, int64_t M, int64_t C);

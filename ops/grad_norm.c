@@ -1,0 +1,60 @@
+// grad_norm.c — global gradient norm and clipping over a parameter registry (PyTorch
+// torch.nn.utils.clip_grad_norm_ semantics). Not taped: runs between backward and the optimizer.
+#include <math.h>
+#include "dispatch.h"
+
+// The sum of squares is split into fixed blocks whose partial sums are added in block order, so the
+// result is the same bit for bit for any thread count (a resumed run must clip exactly as before).
+#define NORM_BLOCKS 256
+#define NORM_MIN_BLOCK 8192
+
+static double sumsq_cpu(const float *g, int64_t n) {
+    double part[NORM_BLOCKS];                                 // [NORM_BLOCKS] partial sums
+    int64_t bs = (n + NORM_BLOCKS - 1) / NORM_BLOCKS;         // block size: at most NORM_BLOCKS blocks
+    if (bs < NORM_MIN_BLOCK) bs = NORM_MIN_BLOCK;
+    int64_t nb = (n + bs - 1) / bs;
+    #pragma omp parallel for schedule(static) if (nb > 1)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = b * bs, hi = lo + bs < n ? lo + bs : n;
+        double s = 0.0;
+        for (int64_t i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
+        part[b] = s;
+    }
+    double s = 0.0;
+    for (int64_t b = 0; b < nb; b++) s += part[b];
+    return s;
+}
+
+static void scale_cpu(float *g, int64_t n, float f) {
+    #pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) g[i] *= f;
+}
+
+double s2s_grad_norm(s2s_ctx *ctx, s2s_params *params) {
+    S2S_CHECK(params->device == ctx->device, "grad_norm: the registry lives on another device than the context");
+    double s = 0.0;
+    for (int i = 0; i < params->n; i++) {  // registry order: fixed
+        s2s_param *q = &params->items[i];
+        if (!q->trainable || !q->t->grad) continue;
+        if (ctx->device == S2S_CPU) s += sumsq_cpu(F32(q->t->grad), s2s_numel(q->t->grad));
+        else S2S_NO_CUDA("grad_norm");
+    }
+    return sqrt(s);
+}
+
+double s2s_grad_clip(s2s_ctx *ctx, s2s_params *params, double max_norm) {
+    S2S_CHECK(max_norm > 0.0, "grad_clip: max_norm must be > 0 (got %g); to disable clipping, skip the call",
+              max_norm);
+    double norm = s2s_grad_norm(ctx, params);
+    double factor = max_norm / (norm + 1e-6);
+    // PyTorch multiplies by min(factor, 1); multiplying by exactly 1 is a no-op, so skip it. A NaN /
+    // inf norm makes factor NaN / 0 and propagates into the gradients as in PyTorch.
+    if (!(factor < 1.0) && !isnan(factor)) return norm;
+    for (int i = 0; i < params->n; i++) {
+        s2s_param *q = &params->items[i];
+        if (!q->trainable || !q->t->grad) continue;
+        if (ctx->device == S2S_CPU) scale_cpu(F32(q->t->grad), s2s_numel(q->t->grad), (float)factor);
+        else S2S_NO_CUDA("grad_clip");
+    }
+    return norm;
+}
