@@ -1,4 +1,5 @@
 #include "shard_h5.h"
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static herr_t last_error_visit(unsigned n, const H5E_error2_t *err, void *data) 
     last_error_ctx *c = data;
     // Walking downward, the last entry visited is the deepest one: the cause rather than "can't open file".
     if (err->desc && err->desc[0]) snprintf(c->buf, c->n, "%s", err->desc);
+    else if (H5Eget_msg(err->min_num, NULL, c->buf, c->n) <= 0 && c->n) c->buf[0] = 0;
     return 0;
 }
 
@@ -29,16 +31,43 @@ void s2s_h5_last_error(char *buf, size_t n) {
     buf[0] = 0;
     last_error_ctx c = {buf, n};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, last_error_visit, &c);
+    if (!buf[0]) snprintf(buf, n, "no detail from HDF5");
+}
+
+const char *s2s_h5_printable(const char *in, char *out, size_t n) {
+    size_t o = 0;
+    for (; *in && o + 5 < n; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c >= 0x20 && c < 0x7f) out[o++] = (char)c;
+        else o += (size_t)snprintf(out + o, n - o, "\\x%02x", c);
+    }
+    out[o] = 0;
+    return out;
+}
+
+int s2s_h5_fail(s2s_derr *e, const char *fmt, ...) {
+    char why[256], msg[768];
+    s2s_h5_last_error(why, sizeof why);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return s2s_derr_set(e, "%s: %s", msg, why);
 }
 
 void s2s_h5_type_name(hid_t type, char *buf, size_t n) {
     size_t size = H5Tget_size(type);
     switch (H5Tget_class(type)) {
     case H5T_INTEGER:
-        snprintf(buf, n, "%sint%zu%s", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", size * 8,
-                 H5Tget_order(type) == H5T_ORDER_BE ? " (big-endian)" : "");
+        if (size > 8) snprintf(buf, n, "a %zu-byte integer", size);
+        else
+            snprintf(buf, n, "%sint%zu%s", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", size * 8,
+                     H5Tget_order(type) == H5T_ORDER_BE ? " (big-endian)" : "");
         break;
-    case H5T_FLOAT: snprintf(buf, n, "float%zu", size * 8); break;
+    case H5T_FLOAT:
+        if (size > 16) snprintf(buf, n, "a %zu-byte float", size);
+        else snprintf(buf, n, "float%zu", size * 8);
+        break;
     case H5T_STRING: snprintf(buf, n, "string"); break;
     case H5T_COMPOUND: snprintf(buf, n, "compound"); break;
     case H5T_ENUM: snprintf(buf, n, "enum (h5py bool?)"); break;
@@ -60,10 +89,10 @@ int s2s_h5_type_is(hid_t type, int is_float, size_t size, int is_signed) {
 // Opens attribute `name`, checking it holds exactly one value. Returns the attribute, 0 when absent, -1 on fault.
 static hid_t attr_open_scalar(hid_t loc, const char *name, const char *path, s2s_derr *e) {
     htri_t ex = H5Aexists(loc, name);
-    if (ex < 0) return s2s_derr_set(e, "%s: cannot query root attribute '%s'", path, name);
+    if (ex < 0) return s2s_h5_fail(e, "%s: cannot query root attribute '%s'", path, name);
     if (!ex) return 0;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return s2s_derr_set(e, "%s: cannot open root attribute '%s'", path, name);
+    if (a < 0) return s2s_h5_fail(e, "%s: cannot open root attribute '%s'", path, name);
     hid_t sp = H5Aget_space(a);
     hssize_t npts = H5Sget_simple_extent_npoints(sp);
     H5Sclose(sp);
@@ -85,7 +114,7 @@ int s2s_h5_attr_get_i64(hid_t loc, const char *name, int64_t *out, const char *p
         s2s_h5_type_name(t, tn, sizeof tn);
         rc = s2s_derr_set(e, "%s: root attribute '%s' is %s, expected an integer", path, name, tn);
     } else if (H5Aread(a, H5T_NATIVE_INT64, out) < 0) {
-        rc = s2s_derr_set(e, "%s: cannot read root attribute '%s' as int64", path, name);
+        rc = s2s_h5_fail(e, "%s: cannot read root attribute '%s' as int64", path, name);
     }
     H5Tclose(t);
     H5Aclose(a);
@@ -108,7 +137,7 @@ int s2s_h5_attr_get_str(hid_t loc, const char *name, char *out, size_t n, const 
         H5Tset_cset(mt, H5Tget_cset(t));
         char *s = NULL;
         if (H5Aread(a, mt, &s) < 0 || !s)
-            rc = s2s_derr_set(e, "%s: cannot read root attribute '%s'", path, name);
+            rc = s2s_h5_fail(e, "%s: cannot read root attribute '%s'", path, name);
         else if (strlen(s) >= n)
             rc = s2s_derr_set(e, "%s: root attribute '%s' is %zu bytes long, at most %zu allowed", path, name,
                               strlen(s), n - 1);
@@ -122,7 +151,7 @@ int s2s_h5_attr_get_str(hid_t loc, const char *name, char *out, size_t n, const 
         char *s = calloc(sz + 1, 1);
         hid_t mt = H5Tcopy(t);
         if (!s || H5Aread(a, mt, s) < 0) {
-            rc = s2s_derr_set(e, "%s: cannot read root attribute '%s'", path, name);
+            rc = s2s_h5_fail(e, "%s: cannot read root attribute '%s'", path, name);
         } else {
             size_t len = strnlen(s, sz);
             while (len && s[len - 1] == ' ') len--;
@@ -191,8 +220,10 @@ int s2s_h5_append(hid_t dset, hid_t mem_type, const void *buf, int64_t nrows, in
     if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
         H5Dwrite(dset, mem_type, ms, fs, H5P_DEFAULT, buf) >= 0)
         rc = 0;
+    hid_t err = rc ? H5Eget_current_stack() : -1;  // closing would clear the cause
     H5Sclose(ms);
     H5Sclose(fs);
+    if (err >= 0) H5Eset_current_stack(err);
     return rc;
 }
 
@@ -206,7 +237,9 @@ int s2s_h5_read_rows(hid_t dset, hid_t mem_type, int64_t start, int64_t nrows, i
     if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, count, NULL) >= 0 &&
         H5Dread(dset, mem_type, ms, fs, H5P_DEFAULT, buf) >= 0)
         rc = 0;
+    hid_t err = rc ? H5Eget_current_stack() : -1;  // closing would clear the cause
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
+    if (err >= 0) H5Eset_current_stack(err);
     return rc;
 }

@@ -18,6 +18,13 @@ void s2s_h5_quiet_end(s2s_h5_quiet q);
 // The innermost message on HDF5's error stack (the root cause), or "" when the stack is empty.
 void s2s_h5_last_error(char *buf, size_t n);
 
+// Copies a string read from a file into out with bytes outside printable ASCII as \xNN, for error messages.
+const char *s2s_h5_printable(const char *in, char *out, size_t n);
+
+// s2s_derr_set with HDF5's reason appended (": <cause>"); call it right after the failing HDF5 call, since the
+// next call clears the error stack.
+int s2s_h5_fail(s2s_derr *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // A stored type in numpy-ish words: "int32", "uint8", "float64", "string", "compound"...
 void s2s_h5_type_name(hid_t type, char *buf, size_t n);
 // Whether a stored type is the integer (is_float 0) or float (1) of `size` bytes and signedness `is_signed`.

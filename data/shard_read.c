@@ -9,6 +9,10 @@
 #include "data/shard.h"
 #include "shard_h5.h"
 
+// No shard holds more rows than this in one dataset (2^40 is 2 years of 16 kHz audio); larger dimensions come
+// from a damaged header, and refusing them keeps n + 1 and the allocations below far from overflow.
+#define S2S_SHARD_MAX_ROWS ((int64_t)1 << 40)
+
 // The schema: every dataset, its dtype and the group it belongs to (0 = always required).
 typedef struct field {
     const char *name;
@@ -111,9 +115,10 @@ static int hash_check(s2s_shard *s, const char *name, const char *h, s2s_derr *e
     size_t n = strlen(h);
     int ok = n == 0 || n == 64;
     for (size_t i = 0; ok && i < n; i++) ok = (h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f');
+    char shown[300];
     if (!ok)
         return s2s_derr_set(e, "%s: root attribute '%s' = '%s' is not a sha256 (64 lower-case hex digits) or ''",
-                            s->path, name, h);
+                            s->path, name, s2s_h5_printable(h, shown, sizeof shown));
     return 0;
 }
 
@@ -123,8 +128,10 @@ static int read_attrs(s2s_shard *s, s2s_derr *e) {
     if (rc == 1)
         return s2s_derr_set(e, "%s: missing root attribute 'format' (not an %s file?)", s->path, S2S_SHARD_FORMAT);
     if (rc) return -1;
+    char shown[256];
     if (strcmp(fmt, S2S_SHARD_FORMAT))
-        return s2s_derr_set(e, "%s: root attribute 'format' is '%s', expected '%s'", s->path, fmt, S2S_SHARD_FORMAT);
+        return s2s_derr_set(e, "%s: root attribute 'format' is '%s', expected '%s'", s->path,
+                            s2s_h5_printable(fmt, shown, sizeof shown), S2S_SHARD_FORMAT);
     s2s_shard_meta *m = &s->meta;
     if (need_i64(s, "version", &m->version, e)) return -1;
     if (m->version != S2S_SHARD_VERSION)
@@ -133,10 +140,10 @@ static int read_attrs(s2s_shard *s, s2s_derr *e) {
     if (need_str(s, "kind", kind, sizeof kind, e)) return -1;
     if (s2s_shard_kind_parse(kind, &m->kind))
         return s2s_derr_set(e, "%s: root attribute 'kind' = '%s', expected instruct, align or tts_pretrain",
-                            s->path, kind);
+                            s->path, s2s_h5_printable(kind, shown, sizeof shown));
     if (need_i64(s, "num_samples", &m->num_samples, e)) return -1;
-    if (m->num_samples < 0)
-        return s2s_derr_set(e, "%s: root attribute 'num_samples' = %lld is negative", s->path,
+    if (m->num_samples < 0 || m->num_samples > S2S_SHARD_MAX_ROWS)
+        return s2s_derr_set(e, "%s: root attribute 'num_samples' = %lld is out of range", s->path,
                             (long long)m->num_samples);
     if (need_i64(s, "sample_rate", &m->sample_rate, e)) return -1;
     if (m->sample_rate != S2S_SHARD_SAMPLE_RATE)
@@ -178,20 +185,21 @@ static hid_t cache_plist(hid_t d) {
 static int open_field(s2s_shard *s, int f, s2s_derr *e) {
     const field *fd = &schema[f];
     htri_t ex = H5Lexists(s->file, fd->name, H5P_DEFAULT);
-    if (ex < 0) return s2s_derr_set(e, "%s: cannot look up '%s'", s->path, fd->name);
+    if (ex < 0) return s2s_h5_fail(e, "%s: cannot look up '%s'", s->path, fd->name);
     if (!ex) return 0;
     hid_t o = H5Oopen(s->file, fd->name, H5P_DEFAULT);
-    if (o < 0) return s2s_derr_set(e, "%s: cannot open '%s'", s->path, fd->name);
+    if (o < 0) return s2s_h5_fail(e, "%s: cannot open '%s'", s->path, fd->name);
     H5I_type_t it = H5Iget_type(o);
     H5Oclose(o);
     if (it != H5I_DATASET) return s2s_derr_set(e, "%s: '%s' is not a dataset", s->path, fd->name);
     hid_t d = H5Dopen2(s->file, fd->name, H5P_DEFAULT);
-    if (d < 0) return s2s_derr_set(e, "%s: cannot open dataset '%s'", s->path, fd->name);
+    if (d < 0) return s2s_h5_fail(e, "%s: cannot open dataset '%s'", s->path, fd->name);
     hid_t dapl = cache_plist(d);
     H5Dclose(d);
     d = s->d[f] = H5Dopen2(s->file, fd->name, dapl);
+    if (d < 0) s2s_h5_fail(e, "%s: cannot open dataset '%s'", s->path, fd->name);
     H5Pclose(dapl);
-    if (d < 0) return s2s_derr_set(e, "%s: cannot open dataset '%s'", s->path, fd->name);
+    if (d < 0) return -1;
     hid_t t = H5Dget_type(d);
     int ok = s2s_h5_type_is(t, fd->is_float, fd->size, fd->is_signed);
     char tn[64];
@@ -212,6 +220,9 @@ static int open_field(s2s_shard *s, int f, s2s_derr *e) {
     if (fd->row && dims[1] != (hsize_t)fd->row)
         return s2s_derr_set(e, "%s: dataset '%s' has shape [%llu, %llu], the schema requires [n, %d]", s->path,
                             fd->name, (unsigned long long)dims[0], (unsigned long long)dims[1], fd->row);
+    if (dims[0] > (hsize_t)S2S_SHARD_MAX_ROWS)
+        return s2s_derr_set(e, "%s: dataset '%s' claims %llu entries, more than any shard holds", s->path, fd->name,
+                            (unsigned long long)dims[0]);
     s->len[f] = (int64_t)dims[0];
     return 0;
 }
@@ -300,6 +311,9 @@ static int load_index(s2s_shard *s, s2s_derr *e) {
     int64_t A = s->d[F_AUDIO_OFF] >= 0 ? s->len[F_AUDIO_OFF] - 1 : 0;
     if (s->d[F_AUDIO_OFF] >= 0 && A < 0)
         return s2s_derr_set(e, "%s: dataset 'audio_offsets' is empty, it needs at least the leading 0", s->path);
+    if (A > s->len[F_AUDIO])  // every audio has at least one sample; also bounds what we load
+        return s2s_derr_set(e, "%s: dataset 'audio_offsets' has %lld entries but 'audio' only %lld samples", s->path,
+                            (long long)(A + 1), (long long)s->len[F_AUDIO]);
     if (!(s->saudio_off = load_offsets(s, F_SAUDIO_OFF, A, "audios in 'audio_offsets'", e)))
         return -1;
     if (s->d[F_AUDIO_OFF] >= 0) {
@@ -378,10 +392,10 @@ static int shard_open(s2s_shard *s, const char *path, s2s_derr *e) {
     H5Pset_file_locking(fapl, 0, 1);
 #endif
     s->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    char why[256];
+    if (s->file < 0) s2s_h5_last_error(why, sizeof why);  // before H5Pclose clears the error stack
     H5Pclose(fapl);
     if (s->file < 0) {
-        char why[256];
-        s2s_h5_last_error(why, sizeof why);
         return s2s_derr_set(e, "%s: cannot open as HDF5, the file is damaged or truncated: %s", path, why);
     }
     if (read_attrs(s, e)) return -1;

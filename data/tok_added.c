@@ -27,11 +27,11 @@ int tok_trie_build(tok_trie *tr, const s2s_tokenizer *t, int normalized_set, s2s
         if (a->normalized != normalized_set) continue;
         const char *s = t->added_map.arena + e->off;
         size_t n = e->len;
-        char *norm = NULL;
+        tok_nfc_buf norm = {0};
         if (normalized_set && t->nfc) {  // normalized tokens match the normalized text: normalize them too
-            norm = tok_nfc_dup(s, n, &n);
-            if (!norm) return s2s_derr_set(err, "%s: added_tokens: cannot NFC-normalise \"%.64s\"", t->file, s);
-            s = norm;
+            int64_t r = tok_nfc(&norm, s, n);
+            if (r < 0) return s2s_derr_set(err, "%s: added_tokens: cannot NFC-normalise \"%.64s\"", t->file, s);
+            s = norm.out, n = (size_t)r;
         }
         int32_t node = 0;
         for (size_t k = 0; k < n; k++) {
@@ -43,14 +43,14 @@ int tok_trie_build(tok_trie *tr, const s2s_tokenizer *t, int normalized_set, s2s
             }
             int32_t child = new_node(tr);
             if (child < 0 || tok_u64map_put(&tr->edges, key, child, 0)) {
-                free(norm);
+                tok_nfc_buf_free(&norm);
                 return s2s_derr_set(err, "%s: out of memory", t->file);
             }
             node = child;
         }
         if (n && tr->term[node] < 0) tr->term[node] = e->val;
         if (n) tr->first[(unsigned char)s[0]] = 1, tr->empty = 0;
-        free(norm);
+        tok_nfc_buf_free(&norm);
     }
     return 0;
 }

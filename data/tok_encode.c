@@ -5,7 +5,6 @@
 //   4. byte-level BPE on each pre-token.
 // Empty pieces are dropped at every step, as HF's PreTokenizedString does.
 #include <stdlib.h>
-#include <utf8proc.h>
 #include "tok_internal.h"
 
 int s2s_tok_ids_push(s2s_tok_ids *v, int32_t id) {
@@ -44,7 +43,7 @@ void s2s_tok_encoder_free(s2s_tok_encoder *e) {
     if (e->jit_stack) pcre2_jit_stack_free(e->jit_stack);
     if (e->cache.slot) tok_strmap_free(&e->cache);
     free(e->cache_ids);
-    free(e->cps);
+    tok_nfc_buf_free(&e->nfc);
     free(e->pfx);
     free(e->sym);
     free(e->heap);
@@ -127,31 +126,13 @@ static int is_ascii(const char *s, size_t n) {
     return 1;
 }
 
-// NFC into e->cps, reusing the buffer: decompose to code points, then compose and re-encode in place.
-static int nfc(s2s_tok_encoder *e, const char **s, size_t *n, s2s_derr *err) {
-    const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
-    for (;;) {
-        utf8proc_ssize_t r = utf8proc_decompose((const utf8proc_uint8_t *)*s, (utf8proc_ssize_t)*n,
-                                                (utf8proc_int32_t *)e->cps, (utf8proc_ssize_t)e->cps_cap, opt);
-        if (r < 0) return s2s_derr_set(err, "%s: NFC normalisation failed: %s", e->t->file, utf8proc_errmsg(r));
-        if ((size_t)r <= e->cps_cap) {
-            r = utf8proc_reencode((utf8proc_int32_t *)e->cps, r, opt);
-            if (r < 0) return s2s_derr_set(err, "%s: NFC normalisation failed: %s", e->t->file, utf8proc_errmsg(r));
-            *s = (const char *)e->cps;
-            *n = (size_t)r;
-            return 0;
-        }
-        size_t c = (size_t)r * 2;
-        int32_t *p = realloc(e->cps, c * sizeof *p);
-        if (!p) return s2s_derr_set(err, "out of memory");
-        e->cps = p;
-        e->cps_cap = c;
-    }
-}
-
 static int normalized_piece(s2s_tok_encoder *e, const char *s, size_t n, s2s_tok_ids *out, s2s_derr *err) {
     const s2s_tokenizer *t = e->t;
-    if (t->nfc && !is_ascii(s, n) && nfc(e, &s, &n, err)) return -1;
+    if (t->nfc && !is_ascii(s, n)) {
+        int64_t r = tok_nfc(&e->nfc, s, n);
+        if (r < 0) return s2s_derr_set(err, "%s: NFC normalisation failed (out of memory?)", t->file);
+        s = e->nfc.out, n = (size_t)r;
+    }
     if (t->trie_norm.empty) return pre_tokenize(e, s, n, out, err);
     return tok_added_split(e, &t->trie_norm, s, n, pre_tokenize, out, err);
 }

@@ -7,6 +7,17 @@
 #include <string.h>
 #include "data/tokenizer.h"
 
+// NFC as HF computes it (see tok_nfc_is_inert), into b->out, valid until the next call. Returns the length,
+// or -1 on failure (allocation, or utf8proc's error).
+typedef struct tok_nfc_buf {
+    int32_t *cps;
+    size_t cps_cap;
+    char *out;
+    size_t out_cap;
+} tok_nfc_buf;
+int64_t tok_nfc(tok_nfc_buf *b, const char *s, size_t n);
+void tok_nfc_buf_free(tok_nfc_buf *b);
+
 // ---- hash maps -------------------------------------------------------------------------------------------
 
 // Byte string -> int32. Keys are copied into the map's own arena; open addressing, linear probing.
@@ -104,8 +115,6 @@ struct s2s_tokenizer {
 // Built by tok_load.c from the parsed JSON; frees everything in tok_free.
 int tok_trie_build(tok_trie *tr, const s2s_tokenizer *t, int normalized_set, s2s_derr *err);
 void tok_trie_free(tok_trie *tr);
-// Normalises (NFC) a NUL-free UTF-8 string into a malloc'd buffer; used for normalized added tokens.
-char *tok_nfc_dup(const char *s, size_t len, size_t *out_len);
 
 // ---- per-thread encoder state ----------------------------------------------------------------------------
 
@@ -121,7 +130,7 @@ struct s2s_tok_encoder {
     size_t cache_ids_n, cache_ids_cap;
     uint32_t cache_ent_cap;
     // scratch
-    int32_t *cps; size_t cps_cap;          // NFC: code points, then the normalised UTF-8 in place
+    tok_nfc_buf nfc;                       // normalised pieces
     char *pfx; size_t pfx_cap;             // a piece with ByteLevel's prefix space
     struct tok_sym { int32_t id, prev, next; } *sym; size_t sym_cap;
     struct tok_merge { int32_t rank, pos, id; } *heap; size_t heap_cap;
@@ -164,6 +173,11 @@ static inline int tok_utf8_put(char *o, int32_t c) {
 int32_t tok_byte_to_cp(int b);
 // Inverse: the byte a code point stands for, or -1.
 int tok_cp_to_byte(int32_t cp);
+// Code points HF's (older) NFC data treats as inert starters while utf8proc does not: generated into
+// tok_nfc_table.c by tools/tok_nfc_exceptions.py. Sorted, inclusive ranges.
+extern const int32_t tok_nfc_inert[][2];
+extern const int tok_nfc_inert_n;
+int tok_nfc_is_inert(int32_t cp);
 // Unicode White_Space (Rust's \s), used by lstrip / rstrip of added tokens.
 int tok_is_white_space(int32_t cp);
 // Rust regex \w (Alphabetic, marks, Nd, Pc, Join_Control), used by single_word added tokens.

@@ -103,6 +103,28 @@ static int arena_add(s2s_tokenizer *t, const char *s, size_t n, uint32_t *off) {
 
 // ---- pre-tokenizer / normalizer / decoder ---------------------------------------------------------------
 
+// HF's regexes run on Oniguruma, whose \s is Unicode White_Space; PCRE2's \s (with UCP) also takes U+180E.
+// Spelling the property out makes the two agree, inside and outside character classes.
+static char *onig_to_pcre2(const char *pat, size_t len, size_t *out_len) {
+    char *o = malloc(len * 8 + 1);
+    if (!o) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (pat[i] == '\\' && i + 1 < len && (pat[i + 1] == 's' || pat[i + 1] == 'S')) {
+            k += (size_t)sprintf(o + k, "\\%c{White_Space}", pat[i + 1] == 's' ? 'p' : 'P');
+            i++;
+        } else if (pat[i] == '\\' && i + 1 < len) {  // any other escape pair is copied whole
+            o[k++] = pat[i++];
+            o[k++] = pat[i];
+        } else {
+            o[k++] = pat[i];
+        }
+    }
+    o[k] = 0;
+    *out_len = k;
+    return o;
+}
+
 static int add_regex(s2s_tokenizer *t, const char *pat, size_t len, int literal, const char *where,
                      s2s_derr *err) {
     if (t->n_re == TOK_MAX_REGEX)
@@ -110,7 +132,11 @@ static int add_regex(s2s_tokenizer *t, const char *pat, size_t len, int literal,
     int code;
     PCRE2_SIZE off;
     uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, opts, &code, &off, NULL);
+    size_t plen = len;
+    char *p = literal ? NULL : onig_to_pcre2(pat, len, &plen);
+    if (!literal && !p) return s2s_derr_set(err, "%s: out of memory", t->file);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)(literal ? pat : p), plen, opts, &code, &off, NULL);
+    free(p);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);

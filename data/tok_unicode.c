@@ -76,11 +76,70 @@ int tok_is_word_char(int32_t c) {
     }
 }
 
-char *tok_nfc_dup(const char *s, size_t len, size_t *out_len) {
-    utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (n < 0) return NULL;
-    *out_len = (size_t)n;
-    return (char *)dst;
+int tok_nfc_is_inert(int32_t cp) {
+    if (cp < tok_nfc_inert[0][0]) return 0;
+    int lo = 0, hi = tok_nfc_inert_n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (cp < tok_nfc_inert[mid][0]) hi = mid - 1;
+        else if (cp > tok_nfc_inert[mid][1]) lo = mid + 1;
+        else return 1;
+    }
+    return 0;
+}
+
+static int reserve(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = need * 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+// utf8proc NFC of one segment, appended at b->out + at.
+static int64_t nfc_segment(tok_nfc_buf *b, const char *s, size_t n, size_t at) {
+    const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+    for (;;) {
+        utf8proc_ssize_t r = utf8proc_decompose((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n,
+                                                (utf8proc_int32_t *)b->cps, (utf8proc_ssize_t)b->cps_cap, opt);
+        if (r < 0) return -1;
+        if ((size_t)r > b->cps_cap) {
+            if (reserve((void **)&b->cps, &b->cps_cap, (size_t)r, sizeof *b->cps)) return -1;
+            continue;
+        }
+        r = utf8proc_reencode((utf8proc_int32_t *)b->cps, r, opt);  // composes, then UTF-8 in place
+        if (r < 0 || reserve((void **)&b->out, &b->out_cap, at + (size_t)r + 1, 1)) return -1;
+        memcpy(b->out + at, b->cps, (size_t)r);
+        return (int64_t)r;
+    }
+}
+
+int64_t tok_nfc(tok_nfc_buf *b, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t seg = 0, at = 0;
+    for (size_t i = 0; i < n;) {
+        int adv;
+        int32_t cp = u[i] < 0x80 ? (adv = 1, u[i]) : tok_utf8_get(u + i, &adv);
+        if (cp >= tok_nfc_inert[0][0] && tok_nfc_is_inert(cp)) {
+            // normalise what precedes it on its own, copy the inert code point as it is
+            int64_t r = i > seg ? nfc_segment(b, s + seg, i - seg, at) : 0;
+            if (r < 0 || reserve((void **)&b->out, &b->out_cap, at + (size_t)r + (size_t)adv + 1, 1)) return -1;
+            at += (size_t)r;
+            memcpy(b->out + at, s + i, (size_t)adv);
+            at += (size_t)adv;
+            seg = i + (size_t)adv;
+        }
+        i += (size_t)adv;
+    }
+    int64_t r = n > seg ? nfc_segment(b, s + seg, n - seg, at) : 0;
+    if (r < 0) return -1;
+    return (int64_t)(at + (size_t)r);
+}
+
+void tok_nfc_buf_free(tok_nfc_buf *b) {
+    free(b->cps);
+    free(b->out);
+    memset(b, 0, sizeof *b);
 }

@@ -428,6 +428,7 @@ static int cmp_wentry_layout(const void *a, const void *b) {
 static int write_tensor(FILE *fp, const s2s_st_wentry *e, void *stage, void *conv, size_t chunk) {
     size_t ssz = s2s_dtype_size(e->src_dtype), dsz = s2s_dtype_size(e->dtype);
     size_t numel = e->nbytes / dsz;
+    if (numel == 0) return 1;
     if (e->src_device == S2S_CPU && e->src_dtype == e->dtype) return fwrite(e->src, 1, e->nbytes, fp) == e->nbytes;
     for (size_t at = 0; at < numel; at += chunk) {
         size_t k = numel - at < chunk ? numel - at : chunk;

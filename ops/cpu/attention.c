@@ -118,53 +118,68 @@ static void counts_merge(s2s_ctx *ctx, const mm_count *c, int nt) {
         ctx->stats.gemm_flops += c[i].flops;
     }
 }
-// 2^x for x <= ~0 (softmax arguments), branch-free so row loops vectorise: x = n + f with n an
-// integer and |f| <= 1/2, 2^f by the Cephes exp2f polynomial (relative error ~2e-7), 2^n through
-// the exponent bits. Below -127 the result is 0 (and -inf gives 0, not NaN).
-static inline float exp2_fast(float x) {
-    x = x > -127.0f ? x : -127.0f;
-    const float n = (x + 0x1.8p23f) - 0x1.8p23f;  // round to nearest (no -ffast-math, so not folded)
-    const float f = x - n;
-    float p = 1.535336188319500e-4f;
+// ---- vector helpers ----------------------------------------------------------------------------------
+
+typedef int32_t i32v __attribute__((vector_size(64)));
+static const i32v IOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+static inline f32v vld(const float *p) { return *(const f32v *)p; }
+static inline void vst(float *p, f32v v) { *(f32v *)p = v; }
+static inline f32v vsplat(float x) { return (f32v){0} + x; }
+static inline f32v vsel(i32v m, f32v a, f32v b) { return (f32v)(((i32v)a & m) | ((i32v)b & ~m)); }
+static inline f32v vmax(f32v a, f32v b) { return vsel(a > b, a, b); }
+static inline i32v lanes_below(int64_t j, int64_t n) { return IOTA + (int32_t)j < (i32v){0} + (int32_t)n; }
+
+// Horizontal sum / max as a fixed pairwise tree (deterministic, 4 shuffles).
+static inline float hsum(f32v v) {
+    v += __builtin_shuffle(v, (i32v){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    v += __builtin_shuffle(v, (i32v){4, 5, 6, 7, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15});
+    v += __builtin_shuffle(v, (i32v){2, 3, 0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+    v += __builtin_shuffle(v, (i32v){1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+    return v[0];
+}
+static inline float hmax(f32v v) {
+    v = vmax(v, __builtin_shuffle(v, (i32v){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
+    v = vmax(v, __builtin_shuffle(v, (i32v){4, 5, 6, 7, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15}));
+    v = vmax(v, __builtin_shuffle(v, (i32v){2, 3, 0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
+    v = vmax(v, __builtin_shuffle(v, (i32v){1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
+    return v[0];
+}
+
+// 2^x for softmax arguments (x <= ~0): x = n + f with n an integer and |f| <= 1/2, 2^f by the
+// Cephes exp2f polynomial (relative error ~2e-7), 2^n through the exponent bits. Below -127 the
+// result is 0 (and -inf gives 0, not NaN).
+static inline f32v exp2v(f32v x) {
+    x = vmax(x, vsplat(-127.0f));
+    const f32v n = (x + 0x1.8p23f) - 0x1.8p23f;  // round to nearest (no -ffast-math, so not folded)
+    const f32v f = x - n;
+    f32v p = vsplat(1.535336188319500e-4f);
     p = p * f + 1.339887440266574e-3f;
     p = p * f + 9.618437357674640e-3f;
     p = p * f + 5.550332471162809e-2f;
     p = p * f + 2.402264791363012e-1f;
     p = p * f + 6.931472028550421e-1f;
     p = p * f + 1.0f;
-    const int32_t bits = ((int32_t)n + 127) << 23;  // 2^n; 0 when n = -127
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    const i32v e = (__builtin_convertvector(n, i32v) + 127) << 23;  // 2^n; 0 when n = -127
+    return p * (f32v)e;
 }
 
-// Score-row steps over one 64-wide tile row; keys j >= n are masked (p = 0). Fixed trip counts with
-// 16 independent lanes, combined in a fixed order: vectorised and deterministic.
-static float row_max64(const float *s, int64_t n) {
-    float acc[16];
-    for (int l = 0; l < 16; l++) acc[l] = -INFINITY;
-    for (int j = 0; j < ATTN_BK; j += 16)
-        for (int l = 0; l < 16; l++) {
-            const float x = j + l < n ? s[j + l] : -INFINITY;
-            acc[l] = acc[l] > x ? acc[l] : x;
-        }
-    float m = acc[0];
-    for (int l = 1; l < 16; l++) m = m > acc[l] ? m : acc[l];
-    return m;
+// Score-row steps over one 64-wide tile row (4 vectors); keys j >= n are masked (p = 0).
+static inline float row_max64(const float *s, int64_t n) {
+    f32v m = vsplat(-INFINITY);
+    for (int j = 0; j < ATTN_BK; j += 16) m = vmax(m, vsel(lanes_below(j, n), vld(s + j), vsplat(-INFINITY)));
+    return hmax(m);  // -inf when the row sees none of these keys
 }
 
 // s[j] <- exp2(s[j] - m) for j < n, 0 beyond; returns the sum.
-static float row_exp2_64(float *s, int64_t n, float m) {
-    float acc[16] = {0};
-    for (int j = 0; j < ATTN_BK; j += 16)
-        for (int l = 0; l < 16; l++) {
-            const float p = j + l < n ? exp2_fast(s[j + l] - m) : 0.0f;
-            s[j + l] = p;
-            acc[l] += p;
-        }
-    float sum = 0.0f;
-    for (int l = 0; l < 16; l++) sum += acc[l];
-    return sum;
+static inline float row_exp2_64(float *s, int64_t n, float m) {
+    f32v acc = vsplat(0.0f);
+    for (int j = 0; j < ATTN_BK; j += 16) {
+        const f32v p = vsel(lanes_below(j, n), exp2v(vld(s + j) - m), vsplat(0.0f));
+        vst(s + j, p);
+        acc += p;
+    }
+    return hsum(acc);
 }
 
 // Keys of the tile starting at k0 (N of them) that query row t may see: all, or (causal) those <= t.
@@ -251,7 +266,7 @@ static void fwd_unit(const attn_shape *sh, const fwd_args *A, mm_count *cnt, flo
         for (int64_t r = 0; r < M; r++) {
             float *sr = S + r * ATTN_BK;
             const int64_t n = visible(sh, q0 + r / g, k0, N);
-            const float mx = row_max64(sr, n);  // -inf when the row sees none of these keys
+            const float mx = row_max64(sr, n);
             const float mnew = first ? mx : fmaxf(m[r], mx);
             const float sum = row_exp2_64(sr, n, mnew);
             if (first) {
@@ -260,7 +275,7 @@ static void fwd_unit(const attn_shape *sh, const fwd_args *A, mm_count *cnt, flo
                 const float alpha = exp2f(m[r] - mnew);
                 l[r] = l[r] * alpha + sum;
                 if (alpha != 1.0f)
-                    for (int64_t d = 0; d < Dp; d++) O[r * Dp + d] *= alpha;
+                    for (int64_t d = 0; d < Dp; d += 16) vst(O + r * Dp + d, vld(O + r * Dp + d) * alpha);
             }
             m[r] = mnew;
         }
@@ -361,8 +376,8 @@ static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, flo
             for (int64_t r = 0; r < M; r++) {
                 float *pr = P + r * ATTN_BK;
                 const int64_t n = visible(sh, q0 + r / g, k0, N);
-                const float lr = lt[r];
-                for (int j = 0; j < ATTN_BK; j++) pr[j] = j < n ? exp2_fast(pr[j] - lr) : 0.0f;
+                for (int j = 0; j < ATTN_BK; j += 16)
+                    vst(pr + j, vsel(lanes_below(j, n), exp2v(vld(pr + j) - lt[r]), vsplat(0.0f)));
             }
             if (A->dv)  // dV[key] += sum_r P[r, key] dO[r]
                 tile_mm(cnt, N, Dp / 16, M, P, 1, ATTN_BK, dOt, Dp, dVa, Dp, 1.0f, true);
@@ -371,8 +386,7 @@ static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, flo
             for (int64_t r = 0; r < M; r++) {
                 float *ds = dP + r * ATTN_BK;
                 const float *pr = P + r * ATTN_BK;
-                const float Dr = Dt[r], sc = sh->scale;
-                for (int j = 0; j < ATTN_BK; j++) ds[j] = sc * pr[j] * (ds[j] - Dr);
+                for (int j = 0; j < ATTN_BK; j += 16) vst(ds + j, sh->scale * vld(pr + j) * (vld(ds + j) - Dt[r]));
             }
             if (dq) {
                 tile_mm(cnt, M, Dp / 16, N, dP, ATTN_BK, 1, Kb, Dp, dQt, Dp, 1.0f, false);

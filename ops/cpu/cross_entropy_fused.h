@@ -2,17 +2,23 @@
 #include <stdbool.h>
 #include "../../autograd/ctx.h"
 
-// Chunking shared by the fused losses (cross_entropy_fused, kl). With gradients, one token chunk
-// keeps its logits for the whole vocabulary ([R, V] per logit set, R from this budget) so that the
-// softmax gradient is formed from them without a second logits GEMM; without gradients only one
-// [R, VBLOCK] tile exists. Either way the workspace does not depend on N.
+// Chunking shared by the fused losses (cross_entropy_fused, kl). Rows are processed in token chunks
+// of R rows; n_sets logit sets of [R, vblk] exist at a time, at most S2S_LOSS_CHUNK_BYTES in all
+// (above S2S_LOSS_MIN_ROWS * V), whatever N is. When gradients are formed a chunk keeps its logits
+// for the whole vocabulary (vblk = V): the softmax gradient is then made from them with no second
+// logits GEMM, and every sweep is one GEMM over all of V (a pass over the [R, V] buffer costs little
+// next to the GEMM, and few large calls keep OpenBLAS efficient and the threads in step on a
+// loaded machine). Loss-only passes use [R, vblk] tiles with R up to S2S_LOSS_MAX_ROWS.
 #define S2S_LOSS_CHUNK_BYTES ((size_t)40 << 20)
-#define S2S_LOSS_VBLOCK 2048    // vocabulary columns per GEMM (an R x VBLOCK tile stays in L2)
-#define S2S_LOSS_MAX_ROWS 256   // token rows per chunk: past this GEMMs gain nothing
+#define S2S_LOSS_MAX_ROWS 256  // token rows per chunk: beyond this the GEMMs gain nothing
 #define S2S_LOSS_MIN_ROWS 8
+#define S2S_LOSS_MIN_VBLOCK 2048
 
-// Rows per token chunk for M rows, vocabulary V, n_sets logit sets kept whole (0: tiles only).
-int64_t loss_chunk_rows(int64_t M, int64_t V, int n_sets);
+typedef struct loss_plan {
+    int64_t R;     // token rows per chunk
+    int64_t vblk;  // vocabulary columns per GEMM
+} loss_plan;
+loss_plan loss_plan_make(int64_t M, int64_t V, int n_sets, bool whole_rows);
 
 typedef struct ce_fused_args {
     const float *h;         // [N, C]
