@@ -1,8 +1,11 @@
 // logmel.c — Whisper log-mel (see logmel.h for the definition) with FFTW.
 //
-// The 400-point real transform is done as a 200-point complex one (even samples as the real part, odd as the
-// imaginary) and split afterwards, the textbook route: FFTW's own r2c plan for n = 400 took 0.30 us a frame
-// on the development machine (Zen 4), its complex 200-point plan 0.19-0.23 us. Work is done in blocks of BLOCK frames so that the inner loops run
+// The transform is double precision. The reference (torch, float32) is itself ~3e-5 away from a float64
+// computation on speech; an FFTW float transform here is another ~4e-5 away, which together came to 7e-5 of
+// the 1e-4 budget, while in double the gap to the reference is the reference's own rounding (2.8e-5). It
+// costs 1.4x on fully voiced 30 s chunks. The 400-point real transform is done as a 200-point complex one
+// (even samples as the real part, odd as the imaginary) and split afterwards, the textbook route: FFTW's
+// own r2c plan for n = 400 was the slower of the two here. Work is done in blocks of BLOCK frames so that the inner loops run
 // across frames: the power spectrum of a block is stored bin-major [201][BLOCK], the sparse filter bank
 // (each FFT bin feeds at most two filters) then accumulates whole BLOCK-wide vectors, and each mel row of
 // the block lands contiguously in the [128, F] output. Blocks lying wholly in the zero padding are not
@@ -22,9 +25,9 @@
 typedef float f32xB __attribute__((vector_size(BLOCK * sizeof(float))));  // one value per frame of a block
 
 struct s2s_logmel {
-    fftwf_plan plan;  // BLOCK complex transforms of 200: in [BLOCK][200] -> out [200][BLOCK]
-    float window[S2S_MEL_NFFT];
-    float tw_re[NBIN], tw_im[NBIN];  // exp(-2 pi i k / 400), k = 0..200
+    fftw_plan plan;  // BLOCK complex transforms of 200: in [BLOCK][200] -> out [200][BLOCK]
+    double window[S2S_MEL_NFFT];
+    double tw_re[NBIN], tw_im[NBIN];  // exp(-2 pi i k / 400), k = 0..200
     // Filter m covers bins [lo[m], lo[m] + len[m]) with weights w[off[m] ...]: the nonzeros of the bank.
     int lo[S2S_MEL_BINS], len[S2S_MEL_BINS], off[S2S_MEL_BINS];
     float *w;  // [nnz]
@@ -103,15 +106,15 @@ static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
     s2s_logmel *m = calloc(1, sizeof *m);
     float(*dense)[NBIN] = malloc(sizeof(float) * S2S_MEL_BINS * NBIN);
-    float *in = fftwf_malloc(sizeof(float) * BLOCK * S2S_MEL_NFFT);
-    fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * BLOCK * HALF);
+    double *in = fftw_malloc(sizeof(double) * BLOCK * S2S_MEL_NFFT);
+    fftw_complex *spec = fftw_malloc(sizeof(fftw_complex) * BLOCK * HALF);
     if (!m || !dense || !in || !spec) goto oom;
     for (int k = 0; k < NBIN; k++) {
-        m->tw_re[k] = (float)cos(-2.0 * M_PI * k / S2S_MEL_NFFT);
-        m->tw_im[k] = (float)sin(-2.0 * M_PI * k / S2S_MEL_NFFT);
+        m->tw_re[k] = cos(-2.0 * M_PI * k / S2S_MEL_NFFT);
+        m->tw_im[k] = sin(-2.0 * M_PI * k / S2S_MEL_NFFT);
     }
     for (int i = 0; i < S2S_MEL_NFFT; i++)  // periodic Hann: np.hanning(401)[:-1]
-        m->window[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / S2S_MEL_NFFT));
+        m->window[i] = 0.5 - 0.5 * cos(2.0 * M_PI * i / S2S_MEL_NFFT);
     build_filters(dense);
     int nnz = 0;
     for (int b = 0; b < S2S_MEL_BINS; b++) {
@@ -134,7 +137,7 @@ int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
     // mel, and training must be reproducible (a resumed run recomputes the same features bit for bit).
     int n = HALF;
     pthread_mutex_lock(&fftw_planner_lock);
-    m->plan = fftwf_plan_many_dft(1, &n, BLOCK, (fftwf_complex *)in, NULL, 1, HALF, spec, NULL, BLOCK, 1,
+    m->plan = fftw_plan_many_dft(1, &n, BLOCK, (fftw_complex *)in, NULL, 1, HALF, spec, NULL, BLOCK, 1,
                                   FFTW_FORWARD, FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
     pthread_mutex_unlock(&fftw_planner_lock);
     if (!m->plan) {
@@ -142,8 +145,8 @@ int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
         goto fail;
     }
     free(dense);
-    fftwf_free(in);
-    fftwf_free(spec);
+    fftw_free(in);
+    fftw_free(spec);
     *out = m;
     return 0;
 oom:
@@ -152,15 +155,15 @@ fail:
     if (m) free(m->w);
     free(m);
     free(dense);
-    fftwf_free(in);
-    fftwf_free(spec);
+    fftw_free(in);
+    fftw_free(spec);
     return -1;
 }
 
 void s2s_logmel_free(s2s_logmel *m) {
     if (!m) return;
     pthread_mutex_lock(&fftw_planner_lock);
-    fftwf_destroy_plan(m->plan);
+    fftw_destroy_plan(m->plan);
     pthread_mutex_unlock(&fftw_planner_lock);
     free(m->w);
     free(m);
@@ -175,46 +178,46 @@ int64_t s2s_logmel_valid_frames(int64_t n) { return (n + S2S_MEL_HOP - 1) / S2S_
 // ---- compute --------------------------------------------------------------------------------------------
 
 // Windowed frame t of the reflect-padded, zero-padded signal (P samples) into dst[400].
-static void frame_gather(const float *x, int64_t n, int64_t P, int64_t t, const float *win, float *dst) {
+static void frame_gather(const float *x, int64_t n, int64_t P, int64_t t, const double *win, double *dst) {
     int64_t j0 = t * S2S_MEL_HOP - PAD;
     if (j0 >= 0 && j0 + S2S_MEL_NFFT <= n) {  // the common case: wholly inside the audio
-        for (int i = 0; i < S2S_MEL_NFFT; i++) dst[i] = x[j0 + i] * win[i];
+        for (int i = 0; i < S2S_MEL_NFFT; i++) dst[i] = (double)x[j0 + i] * win[i];
         return;
     }
     for (int i = 0; i < S2S_MEL_NFFT; i++) {
         int64_t j = j0 + i;
         if (j < 0) j = -j;                       // reflect (numpy 'reflect': the edge sample is not repeated)
         if (j >= P) j = 2 * (P - 1) - j;
-        dst[i] = (j < n ? x[j] : 0.0f) * win[i];
+        dst[i] = (double)(j < n ? x[j] : 0.0f) * win[i];
     }
 }
 
 // One block of frames [t0, t0 + nt): writes the mel power into mel[b * F + t]; returns the bits of the
 // block's largest value.
 static int32_t block_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
-                             float *restrict in, fftwf_complex *restrict spec, float *restrict pw,
+                             double *restrict in, fftw_complex *restrict spec, float *restrict pw,
                              float *restrict acc, float *restrict mel) {
     const int64_t P = F * S2S_MEL_HOP;
     for (int f = 0; f < BLOCK; f++) {
         if (f < nt) frame_gather(x, n, P, t0 + f, m->window, in + f * S2S_MEL_NFFT);
-        else memset(in + f * S2S_MEL_NFFT, 0, sizeof(float) * S2S_MEL_NFFT);
+        else memset(in + f * S2S_MEL_NFFT, 0, sizeof(double) * S2S_MEL_NFFT);
     }
     // z[n] = x[2n] + i x[2n+1]: each frame's floats read as 200 complex values; Z = FFT200(z), written
     // bin-major so that the split below runs across frames.
-    fftwf_execute_dft(m->plan, (fftwf_complex *)in, spec);  // spec [200][BLOCK]
+    fftw_execute_dft(m->plan, (fftw_complex *)in, spec);  // spec [200][BLOCK]
     // X[k] = E[k] + W^k O[k] with E = (Z[k] + conj Z[200-k]) / 2 and O = -i (Z[k] - conj Z[200-k]) / 2 the
     // spectra of the even and odd samples (Z[200] = Z[0]); pw [201][BLOCK] = |X|^2, computed from 2X.
     for (int k = 0; k < NBIN; k++) {
-        const float *za = (const float *)(spec + (k == HALF ? 0 : k) * BLOCK);      // [BLOCK][2]
-        const float *zb = (const float *)(spec + (k == 0 ? 0 : HALF - k) * BLOCK);  // [BLOCK][2]
-        const float wr = m->tw_re[k], wi = m->tw_im[k];
+        const double *za = (const double *)(spec + (k == HALF ? 0 : k) * BLOCK);      // [BLOCK][2]
+        const double *zb = (const double *)(spec + (k == 0 ? 0 : HALF - k) * BLOCK);  // [BLOCK][2]
+        const double wr = m->tw_re[k], wi = m->tw_im[k];
         float *p = pw + k * BLOCK;
         for (int f = 0; f < BLOCK; f++) {
-            float ar = za[2 * f], ai = za[2 * f + 1], br = zb[2 * f], bi = zb[2 * f + 1];
-            float er = ar + br, ei = ai - bi, or_ = ai + bi, oi = br - ar;
-            float xr = er + wr * or_ - wi * oi;
-            float xi = ei + wr * oi + wi * or_;
-            p[f] = 0.25f * (xr * xr + xi * xi);
+            double ar = za[2 * f], ai = za[2 * f + 1], br = zb[2 * f], bi = zb[2 * f + 1];
+            double er = ar + br, ei = ai - bi, or_ = ai + bi, oi = br - ar;
+            double xr = er + wr * or_ - wi * oi;
+            double xi = ei + wr * oi + wi * or_;
+            p[f] = (float)(0.25 * (xr * xr + xi * xi));
         }
     }
     for (int b = 0; b < S2S_MEL_BINS; b++) {  // acc [128][BLOCK] = filters (sparse) x pw
@@ -256,10 +259,10 @@ int s2s_logmel_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F
     // Pass 1: mel power [128, F].
 #pragma omp parallel reduction(max : pmax) reduction(| : oom)
     {
-        float *in = fftwf_malloc(sizeof(float) * BLOCK * S2S_MEL_NFFT);           // [BLOCK][400]
-        fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * HALF * BLOCK);  // [200][BLOCK]
-        float *pw = fftwf_malloc(sizeof(float) * NBIN * BLOCK);                    // [201][BLOCK]
-        float *acc = fftwf_malloc(sizeof(float) * S2S_MEL_BINS * BLOCK);           // [128][BLOCK]
+        double *in = fftw_malloc(sizeof(double) * BLOCK * S2S_MEL_NFFT);           // [BLOCK][400]
+        fftw_complex *spec = fftw_malloc(sizeof(fftw_complex) * HALF * BLOCK);  // [200][BLOCK]
+        float *pw = fftw_malloc(sizeof(float) * NBIN * BLOCK);                    // [201][BLOCK]
+        float *acc = fftw_malloc(sizeof(float) * S2S_MEL_BINS * BLOCK);           // [128][BLOCK]
         if (!in || !spec || !pw || !acc) oom = 1;
         // Round-robin blocks: the audio sits at the front and the cheap padding at the back, so contiguous
         // ranges would leave one thread all the work.
@@ -276,10 +279,10 @@ int s2s_logmel_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F
             int32_t mx = block_compute(m, x, n, F, t0, nt, in, spec, pw, acc, mel);
             pmax = mx > pmax ? mx : pmax;
         }
-        fftwf_free(in);
-        fftwf_free(spec);
-        fftwf_free(pw);
-        fftwf_free(acc);
+        fftw_free(in);
+        fftw_free(spec);
+        fftw_free(pw);
+        fftw_free(acc);
     }
     if (oom) return s2s_derr_set(err, "logmel: out of memory");
     // Pass 2: log10(max(x, 1e-10)) floored at (its max - 8) is log10 of x clamped at max(1e-10, pmax * 1e-8),

@@ -114,16 +114,17 @@ static bool is_vocab_matrix(const char *name) {
     return ends_with(name, "embed_tokens.weight") || ends_with(name, "lm_head.weight");
 }
 
-// An HF lm_head.weight is redundant when the model ties its output projection to embed_tokens and so
-// registers no lm_head: transformers ignores it the same way.
-static bool tied_lm_head(s2s_param **sorted, int n, const char *name) {
-    if (!ends_with(name, "lm_head.weight")) return false;
+// A model that ties its output projection to embed_tokens registers no lm_head; a checkpoint's
+// lm_head.weight is then the same matrix: redundant when embed_tokens is there too (transformers ignores
+// it the same way), and the embedding itself when a saver kept only the lm_head name of the shared pair.
+static s2s_param *tied_embedding(s2s_param **sorted, int n, const char *name) {
+    if (!ends_with(name, "lm_head.weight")) return NULL;
     char sib[NAME_MAX_LEN];
     size_t base = strlen(name) - strlen("lm_head.weight");
-    if (base + strlen("model.embed_tokens.weight") >= sizeof sib) return false;
+    if (base + strlen("model.embed_tokens.weight") >= sizeof sib) return NULL;
     memcpy(sib, name, base);
     strcpy(sib + base, "model.embed_tokens.weight");
-    return find_param(sorted, n, sib) != NULL;
+    return find_param(sorted, n, sib);
 }
 
 // Checks one mapped tensor against its parameter; fills it->rows.
@@ -133,7 +134,7 @@ static int check_item(plan_item *it, const s2s_ckpt_load_opts *o, s2s_ckpt_repor
     char a[128], b[128];
     if (!e->supported || e->dtype == S2S_I32)
         return fail(err, n, "%s: tensor '%s' is %s; parameter %s needs F32, BF16 or F16", it->file->path, e->name,
-                    e->dtype_name, it->name);
+                    e->dtype_name, it->param->name);
     bool same = e->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
     it->rows = t->ndim ? t->shape[0] : 1;
@@ -142,10 +143,11 @@ static int check_item(plan_item *it, const s2s_ckpt_load_opts *o, s2s_ckpt_repor
                      e->shape[1] == t->shape[1];
     if (!resizable)
         return fail(err, n, "%s: tensor '%s' has shape %s, but the model's %s is %s", it->file->path, e->name,
-                    shape_str(e->ndim, e->shape, a, sizeof a), it->name, shape_str(t->ndim, t->shape, b, sizeof b));
+                    shape_str(e->ndim, e->shape, a, sizeof a), it->param->name,
+                    shape_str(t->ndim, t->shape, b, sizeof b));
     it->rows = e->shape[0] < t->shape[0] ? e->shape[0] : t->shape[0];
     if (r)
-        list_add(&r->resized, &r->n_resized, "%s: %lld rows in %s, %lld in the model", it->name,
+        list_add(&r->resized, &r->n_resized, "%s: %lld rows in %s, %lld in the model", it->param->name,
                  (long long)e->shape[0], it->file->path, (long long)t->shape[0]);
     return 0;
 }
@@ -241,7 +243,7 @@ int s2s_ckpt_load(s2s_params *p, const s2s_ckpt_source *src, int n_src, const s2
         }
         it->param = find_param(sorted, p->n, it->name);
         if (!it->param) {
-            if (tied_lm_head(sorted, p->n, it->name)) continue;
+            if (tied_embedding(sorted, p->n, it->name)) continue;  // decided once everything else is placed
             if (!o->ignore_unexpected) {
                 rc = fail(err, n, "%s: tensor '%s' is not a parameter of the model (it would be %s)", it->file->path,
                           it->e->name, it->name);
@@ -252,6 +254,14 @@ int s2s_ckpt_load(s2s_params *p, const s2s_ckpt_source *src, int n_src, const s2
         }
         if ((rc = check_item(it, o, r, err, n))) break;
         provided[it->param - p->items] = true;
+    }
+    for (int i = 0; i < n_plan && !rc; i++) {
+        plan_item *it = &plan[i];
+        s2s_param *emb = it->param ? NULL : tied_embedding(sorted, p->n, it->name);
+        if (!emb || provided[emb - p->items]) continue;
+        it->param = emb;
+        if ((rc = check_item(it, o, r, err, n))) break;
+        provided[emb - p->items] = true;
     }
     if (!rc) rc = check_missing(p, provided, src, n_src, o, r, err, n);
     if (!rc) {

@@ -21,7 +21,11 @@ typedef struct loc {
 static int bad(const loc *l, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(const loc *l, const char *key, const char *fmt, ...) {
     if (!l->err || !l->n) return -1;
-    int k = snprintf(l->err, l->n, "%s: field '%s%s' ", l->file, l->prefix ? l->prefix : "", key);
+    const char *pre = l->prefix ? l->prefix : "";
+    int k;
+    if (key[0]) k = snprintf(l->err, l->n, "%s: field '%s%s' ", l->file, pre, key);
+    else if (pre[0]) k = snprintf(l->err, l->n, "%s: field '%.*s' ", l->file, (int)strlen(pre) - 1, pre);  // drop the '.'
+    else k = snprintf(l->err, l->n, "%s: the config ", l->file);
     if (k >= 0 && (size_t)k < l->n) {
         va_list ap;
         va_start(ap, fmt);

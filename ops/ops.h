@@ -8,11 +8,13 @@
 #include "../autograd/params.h"
 
 // ---- shape -----------------------------------------------------------------------------------------
+// reshape / concat / slice / gather_rows / scatter_rows also move i32 tensors (ids, masks); transpose is f32.
+// Axes may be negative (counted from the end), here and in s2s_glu.
 // Same data, new shape (numel must match). Records a node so gradients reach x.
 s2s_tensor *s2s_reshape(s2s_ctx *ctx, s2s_tensor *x, int ndim, const int64_t *shape);
 // Swap two axes (materialised copy).
 s2s_tensor *s2s_transpose(s2s_ctx *ctx, s2s_tensor *x, int axis0, int axis1);
-// Concatenate along axis; all other dims equal.
+// Concatenate along axis; all other dims equal. Any n (more than a node holds are grouped).
 s2s_tensor *s2s_concat(s2s_ctx *ctx, s2s_tensor **xs, int n, int axis);
 // x[..., start:start+len, ...] along axis.
 s2s_tensor *s2s_slice(s2s_ctx *ctx, s2s_tensor *x, int axis, int64_t start, int64_t len);
@@ -22,7 +24,8 @@ s2s_tensor *s2s_gather_rows(s2s_ctx *ctx, s2s_tensor *x, s2s_tensor *idx);
 s2s_tensor *s2s_scatter_rows(s2s_ctx *ctx, s2s_tensor *base, s2s_tensor *idx, s2s_tensor *src);
 
 // ---- elementwise -----------------------------------------------------------------------------------
-// a [..shape], b either the same shape or a's trailing dims (broadcast over the leading ones).
+// a [..shape], b either the same shape or a's trailing dims (broadcast over the leading ones; leading
+// size-1 dims of b are ignored, so b [1, C] adds to a [N, C]).
 s2s_tensor *s2s_add(s2s_ctx *ctx, s2s_tensor *a, s2s_tensor *b);
 s2s_tensor *s2s_mul(s2s_ctx *ctx, s2s_tensor *a, s2s_tensor *b);  // same shape
 s2s_tensor *s2s_scale(s2s_ctx *ctx, s2s_tensor *a, float s);

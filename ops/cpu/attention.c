@@ -38,8 +38,10 @@
 #endif
 #include "../../autograd/check.h"
 
+#ifndef ATTN_BQ  // (overridable for tuning runs)
 #define ATTN_BQ 64  // query rows per tile, per head (a tile stacks the g heads of a group)
-#define ATTN_BK 64  // keys per tile: a score row is 4 vectors (the kernels' full width)
+#define ATTN_BK 128  // keys per tile (multiple of 16): deep enough products, few softmax rescales
+#endif
 #define LOG2E 1.44269504088896340736f
 
 typedef float f32v __attribute__((vector_size(64), aligned(4)));  // 16 floats, any alignment
@@ -164,17 +166,18 @@ static inline f32v exp2v(f32v x) {
     return p * (f32v)e;
 }
 
-// Score-row steps over one 64-wide tile row (4 vectors); keys j >= n are masked (p = 0).
-static inline float row_max64(const float *s, int64_t n) {
+// Score-row steps over the first w (a multiple of 16) columns of a tile row; keys j >= n are
+// masked (p = 0).
+static inline float row_max(const float *s, int64_t w, int64_t n) {
     f32v m = vsplat(-INFINITY);
-    for (int j = 0; j < ATTN_BK; j += 16) m = vmax(m, vsel(lanes_below(j, n), vld(s + j), vsplat(-INFINITY)));
+    for (int64_t j = 0; j < w; j += 16) m = vmax(m, vsel(lanes_below(j, n), vld(s + j), vsplat(-INFINITY)));
     return hmax(m);  // -inf when the row sees none of these keys
 }
 
-// s[j] <- exp2(s[j] - m) for j < n, 0 beyond; returns the sum.
-static inline float row_exp2_64(float *s, int64_t n, float m) {
+// s[j] <- exp2(s[j] - m) for j < n, 0 for n <= j < w; returns the sum.
+static inline float row_exp2(float *s, int64_t w, int64_t n, float m) {
     f32v acc = vsplat(0.0f);
-    for (int j = 0; j < ATTN_BK; j += 16) {
+    for (int64_t j = 0; j < w; j += 16) {
         const f32v p = vsel(lanes_below(j, n), exp2v(vld(s + j) - m), vsplat(0.0f));
         vst(s + j, p);
         acc += p;
@@ -225,9 +228,11 @@ static void pack_blocks_t(float *dst, const float *src, const attn_shape *sh, co
             for (int64_t k0 = a; k0 < b; k0 += ATTN_BK) {
                 const int64_t N = min64(ATTN_BK, b - k0);
                 float *d = dst + ((h * NB + boff[s] + (k0 - a) / ATTN_BK) * D) * ATTN_BK;  // [D, BK]
-                for (int64_t e = 0; e < D; e++) {
-                    for (int64_t j = 0; j < N; j++) d[e * ATTN_BK + j] = src[((k0 + j) * H + h) * D + e];
-                    for (int64_t j = N; j < ATTN_BK; j++) d[e * ATTN_BK + j] = 0.0f;
+                if (N < ATTN_BK)
+                    for (int64_t e = 0; e < D; e++) memset(d + e * ATTN_BK + N, 0, (size_t)(ATTN_BK - N) * sizeof(float));
+                for (int64_t j = 0; j < N; j++) {  // contiguous reads; the strided writes stay in one L2-sized block
+                    const float *row = src + ((k0 + j) * H + h) * D;
+                    for (int64_t e = 0; e < D; e++) d[e * ATTN_BK + j] = row[e];
                 }
             }
         }
@@ -260,15 +265,16 @@ static void fwd_unit(const attn_shape *sh, const fwd_args *A, mm_count *cnt, flo
 
     const int64_t kend = sh->causal ? q1 : b;  // keys after the tile's last row are all masked
     for (int64_t k0 = a; k0 < kend; k0 += ATTN_BK) {
-        const int64_t N = min64(ATTN_BK, b - k0);
+        const int64_t Ne = min64(ATTN_BK, kend - k0);  // keys some row of the tile sees
+        const int64_t w = pad16(Ne);                   // score columns computed (KT is zero-padded)
         const bool first = k0 == a;  // every row sees key a, so the first tile initialises all rows
-        tile_mm(cnt, M, ATTN_BK / 16, D, Qt, Dp, 1, KTs + (k0 - a) * D, ATTN_BK, S, ATTN_BK, c, false);
+        tile_mm(cnt, M, w / 16, D, Qt, Dp, 1, KTs + (k0 - a) * D, ATTN_BK, S, ATTN_BK, c, false);
         for (int64_t r = 0; r < M; r++) {
             float *sr = S + r * ATTN_BK;
-            const int64_t n = visible(sh, q0 + r / g, k0, N);
-            const float mx = row_max64(sr, n);
+            const int64_t n = visible(sh, q0 + r / g, k0, Ne);
+            const float mx = row_max(sr, w, n);
             const float mnew = first ? mx : fmaxf(m[r], mx);
-            const float sum = row_exp2_64(sr, n, mnew);
+            const float sum = row_exp2(sr, w, n, mnew);
             if (first) {
                 l[r] = sum;
             } else {
@@ -279,7 +285,7 @@ static void fwd_unit(const attn_shape *sh, const fwd_args *A, mm_count *cnt, flo
             }
             m[r] = mnew;
         }
-        tile_mm(cnt, M, Dp / 16, N, S, ATTN_BK, 1, A->Vp + (u.h * T + k0) * Dp, Dp, O, Dp, 1.0f, !first);
+        tile_mm(cnt, M, Dp / 16, Ne, S, ATTN_BK, 1, A->Vp + (u.h * T + k0) * Dp, Dp, O, Dp, 1.0f, !first);
     }
     for (int64_t r = 0; r < M; r++) {
         const int64_t t = q0 + r / g, h = u.h * g + r % g;
@@ -306,15 +312,16 @@ void attention_forward_cpu(s2s_ctx *ctx, const attn_shape *sh, float *out, float
     pack_rows(Vp, v, T, Hkv, 1, D, Dp);
     const fwd_args A = {Qp, KT, Vp, boff, NB, Dp};
 
-    // Units, costliest first (causal: late query blocks see the most keys) for the dynamic schedule.
+    // Units head by head (consecutive units share K/V tiles in cache), query blocks costliest first
+    // (causal: late blocks see the most keys) so the dynamic schedule ends on cheap units.
     int64_t n_units = 0;
     for (int s = 0; s < sh->S; s++) n_units += Hkv * ((sh->cu[s + 1] - sh->cu[s] + ATTN_BQ - 1) / ATTN_BQ);
     attn_unit *units = s2s_scratch_alloc(ctx, (size_t)max64(n_units, 1) * sizeof *units);
     int64_t nu = 0;
     for (int s = 0; s < sh->S; s++) {
         const int32_t nqb = (int32_t)((sh->cu[s + 1] - sh->cu[s] + ATTN_BQ - 1) / ATTN_BQ);
-        for (int32_t qb = nqb - 1; qb >= 0; qb--)
-            for (int32_t h = 0; h < Hkv; h++) units[nu++] = (attn_unit){s, h, qb};
+        for (int32_t h = 0; h < Hkv; h++)
+            for (int32_t qb = nqb - 1; qb >= 0; qb--) units[nu++] = (attn_unit){s, h, qb};
     }
 
     const int64_t MQ = ATTN_BQ * g, wsf = MQ * ATTN_BK + MQ * Dp + 2 * pad16(MQ);  // per-thread floats
@@ -368,28 +375,30 @@ static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, flo
         // Causal: query blocks that end before k0 see none of these keys.
         const int64_t qs = sh->causal ? a + (k0 - a) / ATTN_BQ * ATTN_BQ : a;
         for (int64_t q0 = qs; q0 < b; q0 += ATTN_BQ) {
-            const int64_t M = (min64(q0 + ATTN_BQ, b) - q0) * g;
+            const int64_t q1 = min64(q0 + ATTN_BQ, b), M = (q1 - q0) * g;
+            const int64_t Ne = sh->causal ? min64(N, q1 - k0) : N;  // keys some row of the tile sees
+            const int64_t w = pad16(Ne);                             // score columns computed
             const int64_t ro = (u.h * T + q0) * g;  // first stacked row of the tile
             const float *Qt = A->Qp + ro * Dp, *dOt = A->dOp + ro * Dp;  // [M, Dp]
             const float *lt = A->lse2 + ro, *Dt = A->Dv + ro;            // [M]
-            tile_mm(cnt, M, ATTN_BK / 16, D, Qt, Dp, 1, KTb, ATTN_BK, P, ATTN_BK, c, false);
+            tile_mm(cnt, M, w / 16, D, Qt, Dp, 1, KTb, ATTN_BK, P, ATTN_BK, c, false);
             for (int64_t r = 0; r < M; r++) {
                 float *pr = P + r * ATTN_BK;
-                const int64_t n = visible(sh, q0 + r / g, k0, N);
-                for (int j = 0; j < ATTN_BK; j += 16)
+                const int64_t n = visible(sh, q0 + r / g, k0, Ne);
+                for (int64_t j = 0; j < w; j += 16)
                     vst(pr + j, vsel(lanes_below(j, n), exp2v(vld(pr + j) - lt[r]), vsplat(0.0f)));
             }
             if (A->dv)  // dV[key] += sum_r P[r, key] dO[r]
-                tile_mm(cnt, N, Dp / 16, M, P, 1, ATTN_BK, dOt, Dp, dVa, Dp, 1.0f, true);
+                tile_mm(cnt, Ne, Dp / 16, M, P, 1, ATTN_BK, dOt, Dp, dVa, Dp, 1.0f, true);
             if (!want_ds) continue;
-            tile_mm(cnt, M, ATTN_BK / 16, D, dOt, Dp, 1, VTb, ATTN_BK, dP, ATTN_BK, 1.0f, false);
+            tile_mm(cnt, M, w / 16, D, dOt, Dp, 1, VTb, ATTN_BK, dP, ATTN_BK, 1.0f, false);
             for (int64_t r = 0; r < M; r++) {
                 float *ds = dP + r * ATTN_BK;
                 const float *pr = P + r * ATTN_BK;
-                for (int j = 0; j < ATTN_BK; j += 16) vst(ds + j, sh->scale * vld(pr + j) * (vld(ds + j) - Dt[r]));
+                for (int64_t j = 0; j < w; j += 16) vst(ds + j, sh->scale * vld(pr + j) * (vld(ds + j) - Dt[r]));
             }
             if (dq) {
-                tile_mm(cnt, M, Dp / 16, N, dP, ATTN_BK, 1, Kb, Dp, dQt, Dp, 1.0f, false);
+                tile_mm(cnt, M, Dp / 16, Ne, dP, ATTN_BK, 1, Kb, Dp, dQt, Dp, 1.0f, false);
                 for (int64_t r = 0; r < M; r++) {
                     float *dst = dq + ((q0 + r / g) * Hq + u.h * g + r % g) * D;
                     const float *src = dQt + r * Dp;
@@ -397,7 +406,7 @@ static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, flo
                 }
             }
             if (A->dk)  // dK[key] += sum_r dS[r, key] Q[r]
-                tile_mm(cnt, N, Dp / 16, M, dP, 1, ATTN_BK, Qt, Dp, dKa, Dp, 1.0f, true);
+                tile_mm(cnt, Ne, Dp / 16, M, dP, 1, ATTN_BK, Qt, Dp, dKa, Dp, 1.0f, true);
         }
         for (int64_t kk = 0; kk < N; kk++) {
             const int64_t row = ((k0 + kk) * Hkv + u.h) * D;

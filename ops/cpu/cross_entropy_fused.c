@@ -42,12 +42,36 @@ size_t ce_fused_workspace_floats(const ce_fused_args *a, bool grads) {
     return (size_t)(p.R * a->C + p.R * p.vblk);
 }
 
+// One [r, vb] block of logits z (row stride ld, columns v0..v0+vb): fold it into each row's running
+// log-sum-exp and pick out the label's logit when it falls in the block.
+static void ce_block_lse(s2s_online_lse *ol, float *zy, const float *z, int64_t ld, int64_t r, int64_t v0,
+                         int64_t vb, const int32_t *lab) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < r; i++) {
+        s2s_online_lse_add(&ol[i], z + i * ld, vb);
+        if (lab[i] >= v0 && lab[i] < v0 + vb) zy[i] = z[i * ld + lab[i] - v0];
+    }
+}
+
+// In place: z <- scale * (softmax(z) - onehot(label)) on one [r, vb] block, given each row's lse.
+static void ce_block_grad(float *z, int64_t ld, int64_t r, int64_t v0, int64_t vb, const int32_t *lab,
+                          const float *lse, float scale) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < r; i++) {
+        float *g = z + i * ld;  // [vb]
+        const float l = lse[i];
+        #pragma omp simd
+        for (int64_t j = 0; j < vb; j++) g[j] = scale * s2s_expf(g[j] - l);
+        if (lab[i] >= v0 && lab[i] < v0 + vb) g[lab[i] - v0] -= scale;
+    }
+}
+
 void ce_fused_forward_cpu(s2s_ctx *ctx, const ce_fused_args *a, float scale, float *loss, float *lse, float *dh,
                           float *dw, float *ws) {
     const int64_t M = a->M, C = a->C, V = a->V;
     const bool grads = dh || dw;
-    const loss_plan p = loss_plan_make(M, V, 1, grads);
-    const int64_t R = p.R, VB = p.vblk, ldz = p.vblk;
+    const loss_plan p = loss_plan_make(M, V, 1, grads);  // grads: p.vblk == V, one block
+    const int64_t R = p.R, VB = p.vblk;
     float *hc = ws;         // [R, C] the chunk's rows of h
     float *z = ws + R * C;  // [R, VB] logits: the chunk's whole rows (grads) or one tile
     s2s_online_lse ol[S2S_LOSS_MAX_ROWS];
@@ -57,16 +81,10 @@ void ce_fused_forward_cpu(s2s_ctx *ctx, const ce_fused_args *a, float scale, flo
         const int32_t *lab = a->labels + c0;  // [r]
         loss_rows_gather(hc, a->h, a->rows + c0, r, C);
         for (int64_t i = 0; i < r; i++) ol[i] = (s2s_online_lse){-INFINITY, 0.0};
-        // Sweep 1: logits block by block with a running max / sum of exponentials per row.
         for (int64_t v0 = 0; v0 < V; v0 += VB) {
             const int64_t vb = V - v0 < VB ? V - v0 : VB;
-            float *zb = grads ? z + v0 : z;  // [r, vb] at stride ldz
-            gemm_cpu(ctx, false, true, r, vb, C, 1.0f, hc, C, a->w + v0 * C, C, 0.0f, zb, ldz);
-            #pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < r; i++) {
-                s2s_online_lse_add(&ol[i], zb + i * ldz, vb);
-                if (lab[i] >= v0 && lab[i] < v0 + vb) zy[i] = zb[i * ldz + lab[i] - v0];
-            }
+            gemm_cpu(ctx, false, true, r, vb, C, 1.0f, hc, C, a->w + v0 * C, C, 0.0f, z, VB);  // z = hc w_b^T
+            ce_block_lse(ol, zy, z, VB, r, v0, vb, lab);
         }
         for (int64_t i = 0; i < r; i++) {
             // f64: lse and z_y are O(max logit), the loss is their (possibly small) difference.
@@ -75,50 +93,28 @@ void ce_fused_forward_cpu(s2s_ctx *ctx, const ce_fused_args *a, float scale, flo
             loss[c0 + i] = (float)(l - (double)zy[i]);
         }
         if (!grads) continue;
-        // Sweep 2: G = scale * (softmax - onehot) in place of the kept logits, block by block while
-        // the block is in cache, then dh_chunk += G_b @ w_b and dw_b += G_b^T @ h_chunk.
-        float *dhc = dh ? dh + c0 * C : NULL;  // [r, C]
-        const float *lsec = lse + c0;          // [r]
-        for (int64_t v0 = 0; v0 < V; v0 += VB) {
-            const int64_t vb = V - v0 < VB ? V - v0 : VB;
-            float *zb = z + v0;  // [r, vb] at stride V
-            #pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < r; i++) {
-                float *g = zb + i * ldz;
-                const float l = lsec[i];
-                #pragma omp simd
-                for (int64_t j = 0; j < vb; j++) g[j] = scale * s2s_expf(g[j] - l);
-                if (lab[i] >= v0 && lab[i] < v0 + vb) g[lab[i] - v0] -= scale;
-            }
-            if (dhc) gemm_cpu(ctx, false, false, r, C, vb, 1.0f, zb, ldz, a->w + v0 * C, C, v0 ? 1.0f : 0.0f, dhc, C);
-            if (dw) gemm_cpu(ctx, true, false, vb, C, r, 1.0f, zb, ldz, hc, C, 1.0f, dw + v0 * C, C);
-        }
+        // The chunk's logits are still whole: G = scale * (softmax - onehot) in place, then
+        // dh_chunk = G @ w and dw += G^T @ h_chunk.
+        ce_block_grad(z, V, r, 0, V, lab, lse + c0, scale);
+        if (dh) gemm_cpu(ctx, false, false, r, C, V, 1.0f, z, V, a->w, C, 0.0f, dh + c0 * C, C);
+        if (dw) gemm_cpu(ctx, true, false, V, C, r, 1.0f, z, V, hc, C, 1.0f, dw, C);
     }
 }
 
 void ce_fused_dw_cpu(s2s_ctx *ctx, const ce_fused_args *a, const float *lse, float alpha, float *dw, float *ws) {
     const int64_t M = a->M, C = a->C, V = a->V;
     const loss_plan p = loss_plan_make(M, V, 1, false);
-    const int64_t R = p.R, VB = p.vblk, ldz = p.vblk;
+    const int64_t R = p.R, VB = p.vblk;
     float *hc = ws;         // [R, C]
     float *z = ws + R * C;  // [R, VB] one tile
     for (int64_t c0 = 0; c0 < M; c0 += R) {
         const int64_t r = M - c0 < R ? M - c0 : R;
-        const int32_t *lab = a->labels + c0;  // [r]
-        const float *lsec = lse + c0;         // [r]
         loss_rows_gather(hc, a->h, a->rows + c0, r, C);
         for (int64_t v0 = 0; v0 < V; v0 += VB) {
             const int64_t vb = V - v0 < VB ? V - v0 : VB;
-            gemm_cpu(ctx, false, true, r, vb, C, 1.0f, hc, C, a->w + v0 * C, C, 0.0f, z, ldz);
-            #pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < r; i++) {
-                float *g = z + i * ldz;
-                const float l = lsec[i];
-                #pragma omp simd
-                for (int64_t j = 0; j < vb; j++) g[j] = alpha * s2s_expf(g[j] - l);
-                if (lab[i] >= v0 && lab[i] < v0 + vb) g[lab[i] - v0] -= alpha;
-            }
-            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, z, ldz, hc, C, 1.0f, dw + v0 * C, C);
+            gemm_cpu(ctx, false, true, r, vb, C, 1.0f, hc, C, a->w + v0 * C, C, 0.0f, z, VB);
+            ce_block_grad(z, VB, r, v0, vb, a->labels + c0, lse + c0, alpha);
+            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, z, VB, hc, C, 1.0f, dw + v0 * C, C);
         }
     }
 }

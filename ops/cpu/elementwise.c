@@ -1,7 +1,4 @@
 #include "elementwise.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define PAR_MIN 32768  // below this many elements a parallel region costs more than it saves
 
@@ -25,20 +22,21 @@ void add_into_cpu(float *dst, const float *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
+// Column blocks of 64, each owned by one thread, summed over all rows in f64: the f32 result is then
+// correctly rounded nearly always, even when the sum cancels to near 0 (a bias gradient over few rows).
+#define COL_BLOCK 64
 void add_rows_into_cpu(float *db, const float *dy, int64_t R, int64_t M) {
-    #pragma omp parallel if (R * M > PAR_MIN)
-    {
-#ifdef _OPENMP
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-        int nt = 1, t = 0;
-#endif
-        int64_t c0 = M * t / nt, c1 = M * (t + 1) / nt;  // this thread's columns
+    int64_t nb = (M + COL_BLOCK - 1) / COL_BLOCK;
+    #pragma omp parallel for schedule(static) if (R * M > PAR_MIN)
+    for (int64_t blk = 0; blk < nb; blk++) {
+        int64_t c0 = blk * COL_BLOCK, n = M - c0 < COL_BLOCK ? M - c0 : COL_BLOCK;
+        double acc[COL_BLOCK] = {0};
         for (int64_t r = 0; r < R; r++) {
-            const float *g = dy + r * M;  // [M]
+            const float *g = dy + r * M + c0;  // [n]
             #pragma omp simd
-            for (int64_t c = c0; c < c1; c++) db[c] += g[c];
+            for (int64_t c = 0; c < n; c++) acc[c] += g[c];
         }
+        for (int64_t c = 0; c < n; c++) db[c0 + c] += (float)acc[c];
     }
 }
 

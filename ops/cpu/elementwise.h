@@ -5,7 +5,7 @@
 void add_forward_cpu(float *y, const float *a, const float *b, int64_t R, int64_t M);
 // dst [n] += src [n]
 void add_into_cpu(float *dst, const float *src, int64_t n);
-// db [M] += sum over rows of dy [R, M]; threads own columns and walk rows in order: deterministic.
+// db [M] += sum over rows of dy [R, M], accumulated in f64; threads own columns: deterministic.
 void add_rows_into_cpu(float *db, const float *dy, int64_t R, int64_t M);
 // y [n] = a * b
 void mul_forward_cpu(float *y, const float *a, const float *b, int64_t n);

@@ -31,15 +31,9 @@ static void kl_online_add(kl_online *o, const float *a, const float *b, int64_t 
     o->t.max = nm;
 }
 
-static void kl_plan(const kl_fused_args *a, bool grads, int64_t *R, int64_t *ldz) {
-    *R = loss_chunk_rows(a->M, a->V, grads ? 2 : 0);
-    *ldz = grads ? a->V : (a->V < S2S_LOSS_VBLOCK ? a->V : S2S_LOSS_VBLOCK);
-}
-
 size_t kl_fused_workspace_floats(const kl_fused_args *a, bool grads) {
-    int64_t R, ldz;
-    kl_plan(a, grads, &R, &ldz);
-    return (size_t)(2 * R * a->C + 2 * R * ldz);
+    loss_plan p = loss_plan_make(a->M, a->V, 2, grads);
+    return (size_t)(2 * p.R * a->C + 2 * p.R * p.vblk);
 }
 
 // One vocabulary block of the gradient, in place: b <- c (q - p) (student logit gradient) and, when
@@ -69,24 +63,23 @@ void kl_fused_forward_cpu(s2s_ctx *ctx, const kl_fused_args *a, float scale, flo
                           float *dhs, float *dht, float *dw, float *ws) {
     const int64_t M = a->M, C = a->C, V = a->V;
     const bool grads = dhs || dht || dw, teacher = dht || dw;
-    int64_t R, ldz;
-    kl_plan(a, grads, &R, &ldz);
-    float *hsc = ws, *htc = ws + R * C;   // [R, C] each: the chunk's rows
-    float *zs = ws + 2 * R * C;           // [R, ldz] student logits / T
-    float *zt = zs + R * ldz;             // [R, ldz] teacher logits / T
+    const loss_plan p = loss_plan_make(M, V, 2, grads);  // grads: p.vblk == V, one block
+    const int64_t R = p.R, VB = p.vblk;
+    float *hsc = ws, *htc = ws + R * C;  // [R, C] each: the chunk's rows
+    float *zs = ws + 2 * R * C;          // [R, VB] student logits / T
+    float *zt = zs + R * VB;             // [R, VB] teacher logits / T
     kl_online ol[S2S_LOSS_MAX_ROWS];
     for (int64_t c0 = 0; c0 < M; c0 += R) {
         const int64_t r = M - c0 < R ? M - c0 : R;
         loss_rows_gather(hsc, a->hs, a->rows + c0, r, C);
         loss_rows_gather(htc, a->ht, a->rows + c0, r, C);
         for (int64_t i = 0; i < r; i++) ol[i] = (kl_online){{-INFINITY, 0.0}, {-INFINITY, 0.0}, 0.0};
-        for (int64_t v0 = 0; v0 < V; v0 += S2S_LOSS_VBLOCK) {
-            const int64_t vb = V - v0 < S2S_LOSS_VBLOCK ? V - v0 : S2S_LOSS_VBLOCK;
-            float *sb = grads ? zs + v0 : zs, *tb = grads ? zt + v0 : zt;  // [r, vb] at stride ldz
-            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, hsc, C, a->w + v0 * C, C, 0.0f, sb, ldz);
-            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, htc, C, a->w + v0 * C, C, 0.0f, tb, ldz);
+        for (int64_t v0 = 0; v0 < V; v0 += VB) {
+            const int64_t vb = V - v0 < VB ? V - v0 : VB;
+            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, hsc, C, a->w + v0 * C, C, 0.0f, zs, VB);
+            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, htc, C, a->w + v0 * C, C, 0.0f, zt, VB);
             #pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < r; i++) kl_online_add(&ol[i], tb + i * ldz, sb + i * ldz, vb);
+            for (int64_t i = 0; i < r; i++) kl_online_add(&ol[i], zt + i * VB, zs + i * VB, vb);
         }
         for (int64_t i = 0; i < r; i++) {
             double ls = (double)ol[i].s.max + log(ol[i].s.sum), lt = (double)ol[i].t.max + log(ol[i].t.sum);
@@ -95,19 +88,13 @@ void kl_fused_forward_cpu(s2s_ctx *ctx, const kl_fused_args *a, float scale, flo
             kl[c0 + i] = (float)(ol[i].u / ol[i].t.sum - lt + ls);  // E_p[a - b] - lse(a) + lse(b)
         }
         if (!grads) continue;
-        float *dhsc = dhs ? dhs + c0 * C : NULL, *dhtc = dht ? dht + c0 * C : NULL;  // [r, C]
-        for (int64_t v0 = 0; v0 < V; v0 += S2S_LOSS_VBLOCK) {
-            const int64_t vb = V - v0 < S2S_LOSS_VBLOCK ? V - v0 : S2S_LOSS_VBLOCK;
-            float *sb = zs + v0, *tb = zt + v0;  // [r, vb] at stride V
-            const float *wb = a->w + v0 * C;     // [vb, C]
-            const float beta = v0 ? 1.0f : 0.0f;
-            kl_block_grad(tb, sb, r, vb, ldz, lse_s + c0, lse_t + c0, kl + c0, scale * a->inv_t, teacher);
-            if (dhsc) gemm_cpu(ctx, false, false, r, C, vb, 1.0f, sb, ldz, wb, C, beta, dhsc, C);
-            if (dhtc) gemm_cpu(ctx, false, false, r, C, vb, 1.0f, tb, ldz, wb, C, beta, dhtc, C);
-            if (dw) {
-                gemm_cpu(ctx, true, false, vb, C, r, 1.0f, sb, ldz, hsc, C, 1.0f, dw + v0 * C, C);
-                gemm_cpu(ctx, true, false, vb, C, r, 1.0f, tb, ldz, htc, C, 1.0f, dw + v0 * C, C);
-            }
+        // The chunk's logits are still whole: logit gradients in place, then one GEMM per product.
+        kl_block_grad(zt, zs, r, V, V, lse_s + c0, lse_t + c0, kl + c0, scale * a->inv_t, teacher);
+        if (dhs) gemm_cpu(ctx, false, false, r, C, V, 1.0f, zs, V, a->w, C, 0.0f, dhs + c0 * C, C);
+        if (dht) gemm_cpu(ctx, false, false, r, C, V, 1.0f, zt, V, a->w, C, 0.0f, dht + c0 * C, C);
+        if (dw) {
+            gemm_cpu(ctx, true, false, V, C, r, 1.0f, zs, V, hsc, C, 1.0f, dw, C);
+            gemm_cpu(ctx, true, false, V, C, r, 1.0f, zt, V, htc, C, 1.0f, dw, C);
         }
     }
 }
@@ -115,23 +102,23 @@ void kl_fused_forward_cpu(s2s_ctx *ctx, const kl_fused_args *a, float scale, flo
 void kl_fused_dw_cpu(s2s_ctx *ctx, const kl_fused_args *a, const float *kl, const float *lse_s, const float *lse_t,
                      float alpha, float *dw, float *ws) {
     const int64_t M = a->M, C = a->C, V = a->V;
-    int64_t R, ldz;
-    kl_plan(a, false, &R, &ldz);
+    const loss_plan p = loss_plan_make(M, V, 2, false);
+    const int64_t R = p.R, VB = p.vblk;
     float *hsc = ws, *htc = ws + R * C;  // [R, C] each
-    float *zs = ws + 2 * R * C;          // [R, VBLOCK] student tile
-    float *zt = zs + R * ldz;            // [R, VBLOCK] teacher tile
+    float *zs = ws + 2 * R * C;          // [R, VB] student tile
+    float *zt = zs + R * VB;             // [R, VB] teacher tile
     for (int64_t c0 = 0; c0 < M; c0 += R) {
         const int64_t r = M - c0 < R ? M - c0 : R;
         loss_rows_gather(hsc, a->hs, a->rows + c0, r, C);
         loss_rows_gather(htc, a->ht, a->rows + c0, r, C);
-        for (int64_t v0 = 0; v0 < V; v0 += S2S_LOSS_VBLOCK) {
-            const int64_t vb = V - v0 < S2S_LOSS_VBLOCK ? V - v0 : S2S_LOSS_VBLOCK;
+        for (int64_t v0 = 0; v0 < V; v0 += VB) {
+            const int64_t vb = V - v0 < VB ? V - v0 : VB;
             float *dwb = dw + v0 * C;  // [vb, C]
-            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, hsc, C, a->w + v0 * C, C, 0.0f, zs, ldz);
-            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, htc, C, a->w + v0 * C, C, 0.0f, zt, ldz);
-            kl_block_grad(zt, zs, r, vb, ldz, lse_s + c0, lse_t + c0, kl + c0, alpha * a->inv_t, true);
-            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, zs, ldz, hsc, C, 1.0f, dwb, C);
-            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, zt, ldz, htc, C, 1.0f, dwb, C);
+            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, hsc, C, a->w + v0 * C, C, 0.0f, zs, VB);
+            gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, htc, C, a->w + v0 * C, C, 0.0f, zt, VB);
+            kl_block_grad(zt, zs, r, vb, VB, lse_s + c0, lse_t + c0, kl + c0, alpha * a->inv_t, true);
+            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, zs, VB, hsc, C, 1.0f, dwb, C);
+            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, zt, VB, htc, C, 1.0f, dwb, C);
         }
     }
 }

@@ -12,15 +12,22 @@ Tolerances (max |err| / max |ref|, see harness.max_rel_err):
 Deliberate difference from PyTorch: when every label is ignored (every mask entry 0) the loss is 0
 with zero gradients; PyTorch's mean reduction gives NaN (0/0). The references below encode ours.
 """
+import os
+import re
 import sys
 
 import torch
 import torch.nn.functional as F
 from harness import SEED, Case, max_rel_err, randint, randn, run_case, run_raw
 
-# must match ops/cpu/cross_entropy_fused.h
-CHUNK_BYTES = 40 << 20
-VBLOCK = 2048
+def _chunk_bytes():
+    """The fused losses' workspace budget, read from ops/cpu/cross_entropy_fused.h."""
+    hdr = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../ops/cpu/cross_entropy_fused.h")
+    m = re.search(r"#define S2S_LOSS_CHUNK_BYTES \(\(size_t\)(\d+) << 20\)", open(hdr).read())
+    return int(m.group(1)) << 20
+
+
+CHUNK_BYTES = _chunk_bytes()
 
 
 # ---- references -----------------------------------------------------------------------------------
@@ -132,7 +139,9 @@ def cases():
         mask = (torch.rand(n, generator=torch.Generator().manual_seed(SEED + 7 * n)) >= frac).int()
         if 0 < frac < 1 and n > 1:
             mask[0], mask[-1] = 0, 1
-        inp = {"h_s": randn(n, c), "h_t": randn(n, c), "w": randn(v, c, scale=c ** -0.5 * 3), "mask": mask}
+        h_t = randn(n, c)
+        h_t[mask == 0] *= 4  # masked-out rows far from the student: counting them must show
+        inp = {"h_s": randn(n, c), "h_t": h_t, "w": randn(v, c, scale=c ** -0.5 * 3), "mask": mask}
         muts = [("wrong temperature (T=1)", lambda t, a: kl_ref(t["h_s"], t["h_t"], t["w"], t["mask"], 1.0)),
                 ("T^2 factor", lambda t, a: kl_ref(t["h_s"], t["h_t"], t["w"], t["mask"], a["T"], t_square=True)),
                 ("KL(q||p) instead of KL(p||q)", lambda t, a: kl_ref(t["h_t"], t["h_s"], t["w"], t["mask"], a["T"]))]

@@ -1,7 +1,9 @@
 """rmsnorm and layernorm against PyTorch (float64 references of the f32 inputs)."""
+import sys
+
 import torch
 import torch.nn.functional as F
-from harness import Case, main, randn
+from harness import Case, main, randn, run_raw
 
 
 def rmsnorm_ref(eps):
@@ -92,5 +94,49 @@ def cases():
     return out
 
 
+def deterministic(binary, op, inputs, attrs, grad, runs=3):
+    """Runs one case several times (same thread count) and demands bit-identical outputs and gradients:
+    the weight gradients are reductions over rows split between threads, combined in a fixed order."""
+    dy = randn(*inputs["x"].shape)
+    first = None
+    for _ in range(runs):
+        rc, err, got, _ = run_raw(binary, op, inputs, attrs, grad, [dy])
+        if rc != 0:
+            return f"{op} determinism: opcheck failed: {err.strip()}"
+        if first is None:
+            first = got
+        elif any(not torch.equal(first[k], got[k]) for k in first):
+            return f"{op} determinism: outputs differ between runs"
+    return None
+
+
+def extra_checks(binary):
+    fails = []
+    x = randn(301, 1024)  # > 32768 elements: the threaded paths
+    for op, inp, attrs, grad in [("rmsnorm", {"x": x, "w": randn(1024)}, {"eps": 1e-6}, ["x", "w"]),
+                                 ("layernorm", {"x": x, "w": randn(1024), "b": randn(1024)}, {"eps": 1e-5},
+                                  ["x", "w", "b"])]:
+        f = deterministic(binary, op, inp, attrs, grad)
+        print(f"{'FAIL' if f else 'ok':4} {op + ' bit-identical over 3 runs':48}")
+        fails += [f] if f else []
+    # Shapes the ops must refuse with a message naming the problem.
+    for name, op, inp, want in [
+            ("rmsnorm weight of the wrong length", "rmsnorm", {"x": randn(3, 8), "w": randn(7)}, "needs weight"),
+            ("layernorm bias of the wrong length", "layernorm", {"x": randn(3, 8), "w": randn(8), "b": randn(9)},
+             "bias")]:
+        rc, err, _, _ = run_raw(binary, op, inp)
+        f = None if rc != 0 and want in err else f"{name}: not refused (rc {rc}, stderr {err.strip()[:200]!r})"
+        print(f"{'FAIL' if f else 'ok':4} {'refuses ' + name:48}")
+        fails += [f] if f else []
+    return fails
+
+
 if __name__ == "__main__":
-    main(cases())
+    try:
+        main(cases())
+    except SystemExit as e:
+        code = e.code
+    bad = extra_checks(sys.argv[1])
+    for f in bad:
+        print("  " + f)
+    sys.exit(1 if (code or bad) else 0)

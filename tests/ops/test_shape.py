@@ -2,8 +2,10 @@
 
 Pure data movement is exact, so those cases use tolerance 0 (bit-identical); gradients that add several
 contributions (repeated gather indices, a reshape used twice) use 1e-6."""
+import sys
+
 import torch
-from harness import GEN, Case, main, randint, randn
+from harness import GEN, Case, main, randint, randn, run_raw
 
 
 class _GatherLastWins(torch.autograd.Function):
@@ -132,5 +134,45 @@ def cases():
     return out
 
 
+def extra_checks(binary):
+    fails = []
+    # gather backward with many repeated indices on the threaded path: bit-identical over runs
+    inp = {"x": randn(50, 700), "idx": randint(0, 50, 400)}
+    dy = randn(400, 700)
+    runs = [run_raw(binary, "gather_rows", inp, {}, ["x"], [dy]) for _ in range(3)]
+    f = None
+    if any(r[0] != 0 for r in runs):
+        f = "gather_rows determinism: opcheck failed"
+    elif any(not torch.equal(runs[0][2]["grad.x"], r[2]["grad.x"]) for r in runs[1:]):
+        f = "gather_rows determinism: gradients differ between runs"
+    print(f"{'FAIL' if f else 'ok':4} {'gather_rows grad bit-identical over 3 runs':48}")
+    fails += [f] if f else []
+    # Inputs the ops must refuse with a message naming the problem.
+    i32 = lambda *v: torch.tensor(v, dtype=torch.int32)
+    for name, op, inp, attrs, want in [
+            ("a repeated scatter index", "scatter_rows", {"base": randn(5, 3), "idx": i32(1, 3, 1),
+                                                          "src": randn(3, 3)}, {}, "appears twice"),
+            ("a gather index past the end", "gather_rows", {"x": randn(4, 2), "idx": i32(0, 4)}, {}, "outside"),
+            ("a negative gather index", "gather_rows", {"x": randn(4, 2), "idx": i32(-1)}, {}, "outside"),
+            ("a slice past the end", "slice", {"x": randn(4, 6)}, {"axis": 1, "start": 4, "len": 3}, "outside"),
+            ("concat with mismatched dims", "concat", {"x0": randn(2, 3), "x1": randn(3, 3)},
+             {"n": 2, "axis": 1}, "does not match"),
+            ("a reshape changing numel", "reshape", {"x": randn(2, 3)}, {"ndim": 2, "d0": 4, "d1": 2}, "elements"),
+            ("a transpose axis out of range", "transpose", {"x": randn(2, 3)}, {"axis0": 0, "axis1": 2},
+             "out of range")]:
+        rc, err, _, _ = run_raw(binary, op, inp, attrs)
+        f = None if rc != 0 and want in err else f"{name}: not refused (rc {rc}, stderr {err.strip()[:200]!r})"
+        print(f"{'FAIL' if f else 'ok':4} {'refuses ' + name:48}")
+        fails += [f] if f else []
+    return fails
+
+
 if __name__ == "__main__":
-    main(cases())
+    try:
+        main(cases())
+    except SystemExit as e:
+        code = e.code
+    bad = extra_checks(sys.argv[1])
+    for f in bad:
+        print("  " + f)
+    sys.exit(1 if (code or bad) else 0)

@@ -579,6 +579,17 @@ static void test_checkpoint(void) {
     s2s_params tied;
     tiny_registry(&tied, true);
     EXPECT(s2s_ckpt_load_hf(&tied, audio, llm, tts, NULL, NULL, err, sizeof err) == 0, "tied: %s", err);
+    EXPECT(tensor_is(&tied, "llm_model.model.embed_tokens.weight", emb, 20), "tied: embedding from embed_tokens");
+    // A saver that kept only the lm_head name of a tied pair: that matrix is the embedding.
+    const char *only_head = keep(path_of("hf_only_head"));
+    mkdir(only_head, 0755);
+    s2s_st_writer_init(&w);
+    s2s_st_writer_add(&w, "model.norm.weight", S2S_F32, 1, (int64_t[]){4}, norm);
+    s2s_st_writer_add(&w, "lm_head.weight", S2S_F32, 2, (int64_t[]){6, 4}, head);
+    EXPECT(s2s_st_write_sharded(&w, only_head, 0, err, sizeof err) == 0, "%s", err);
+    s2s_st_writer_free(&w);
+    EXPECT(s2s_ckpt_load_hf(&tied, audio, only_head, tts, NULL, NULL, err, sizeof err) == 0, "tied: %s", err);
+    EXPECT(tensor_is(&tied, "llm_model.model.embed_tokens.weight", head, 24), "tied: embedding from lm_head");
     s2s_params_free(&tied);
 
     // Save as an OpenS2S checkpoint (sharded, bf16) and load it back strictly.
