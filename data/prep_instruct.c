@@ -9,6 +9,7 @@
 // An item is audio if its "audio" is non-empty, else speech if its "speech_units" are, else text if its "text"
 // is, else nothing (OpenS2S tests them in that order).
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "prep_internal.h"
 
@@ -61,7 +62,7 @@ static int units_present(const cJSON *u) {
 typedef struct dialogue {
     int speech_items;
     const char *spk_emb;  // the speaker embedding path of the speech items ("" = none)
-    char spk_what[96];
+    char spk_what[128];
 } dialogue;
 
 static int item_build(s2s_prep_worker *w, prep_seq *q, dialogue *d, const cJSON *item, const char *role, int mi,

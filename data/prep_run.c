@@ -33,6 +33,7 @@ typedef struct slot {
 
 typedef struct shard_info {
     char name[64];
+    int kind;
     int64_t samples, bytes;
 } shard_info;
 
@@ -53,7 +54,6 @@ typedef struct run {
     int64_t next_index[NKINDS];
     shard_info *shards;
     int nshards, cap_shards;
-    int kind_of_shard[4096];
     s2s_prep_counts counts;
 } run;
 
@@ -149,19 +149,13 @@ static int close_shard(run *r, int k, s2s_derr *e) {
     s2s_shard_writer *w = r->w[k];
     r->w[k] = NULL;
     shard_info *si = &r->shards[r->nshards - 1];
-    for (int i = r->nshards - 1; i >= 0; i--)
-        if (r->kind_of_shard[i] == k) {
-            si = &r->shards[i];
-            break;
-        }
+    while (si->kind != k) si--;  // the newest shard of kind k is the open one
     si->samples = s2s_shard_writer_num_samples(w);
     si->bytes = s2s_shard_writer_bytes(w);
     return s2s_shard_writer_close(w, e);
 }
 
 static int open_shard(run *r, int k, s2s_derr *e) {
-    if (r->nshards == (int)(sizeof r->kind_of_shard / sizeof *r->kind_of_shard))
-        return s2s_derr_set(e, "more than %d shards; raise --shard-mb", r->nshards);
     if (r->nshards == r->cap_shards) {
         int cap = r->cap_shards ? 2 * r->cap_shards : 16;
         shard_info *p = realloc(r->shards, (size_t)cap * sizeof *p);
@@ -171,6 +165,7 @@ static int open_shard(run *r, int k, s2s_derr *e) {
     }
     shard_info *si = &r->shards[r->nshards];
     memset(si, 0, sizeof *si);
+    si->kind = k;
     snprintf(si->name, sizeof si->name, "%s-%05lld.h5", s2s_shard_kind_name((s2s_shard_kind)k),
              (long long)r->next_index[k]++);
     char path[4400];
@@ -181,7 +176,7 @@ static int open_shard(run *r, int k, s2s_derr *e) {
     snprintf(meta.tts_tokenizer_sha256, 65, "%s", r->ctx->tts_sha);
     snprintf(meta.created_by, sizeof meta.created_by, "%s", r->o->created_by ? r->o->created_by : "s2s prep");
     if (!(r->w[k] = s2s_shard_writer_open(path, &meta, e))) return -1;
-    r->kind_of_shard[r->nshards++] = k;
+    r->nshards++;
     return 0;
 }
 
@@ -235,7 +230,7 @@ static int write_summary(run *r, s2s_derr *e) {
         cJSON_AddNumberToObject(ko, "samples", (double)c->kept_by_kind[k]);
         cJSON_AddItemToObject(ko, "shards", a = cJSON_CreateArray());
         for (int i = 0; i < r->nshards; i++) {
-            if (r->kind_of_shard[i] != k) continue;
+            if (r->shards[i].kind != k) continue;
             cJSON *so = cJSON_CreateObject();
             cJSON_AddStringToObject(so, "file", r->shards[i].name);
             cJSON_AddNumberToObject(so, "samples", (double)r->shards[i].samples);

@@ -6,7 +6,8 @@
 
 enum {
     CACHE_MAX_WORD = 256,          // longer pre-tokens are rare and rarely repeat
-    CACHE_MAX_ENTRIES = 1 << 17,   // then the cache starts over: bounded memory, no eviction bookkeeping
+    CACHE_MAX_ENTRIES = 1 << 17,   // past either bound the cache starts over: bounded memory (~20 MB),
+    CACHE_MAX_IDS = 1 << 22,       // no eviction bookkeeping
     SMALL_WORD = 64,               // up to this many symbols a linear scan beats the heap
 };
 
@@ -112,7 +113,7 @@ static size_t merge_large(s2s_tok_encoder *e, int32_t *ids, size_t n) {
 }
 
 static int cache_store(s2s_tok_encoder *e, const char *w, size_t n, const int32_t *ids, size_t k) {
-    if (e->cache.n >= CACHE_MAX_ENTRIES) {
+    if (e->cache.n >= CACHE_MAX_ENTRIES || e->cache_ids_n + k + 1 > CACHE_MAX_IDS) {
         tok_strmap_clear(&e->cache);
         e->cache_ids_n = 0;
     }

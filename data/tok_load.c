@@ -489,6 +489,11 @@ s2s_tokenizer *s2s_tok_load(const char *path, s2s_derr *err) {
         free(t);
         return NULL;
     }
+    if (strlen(path) + 32 > sizeof t->file) {
+        s2s_derr_set(err, "%.64s...: path longer than %zu bytes", path, sizeof t->file - 32);
+        free(t);
+        return NULL;
+    }
     if (S_ISDIR(st.st_mode)) {
         snprintf(t->file, sizeof t->file, "%s/tokenizer.json", path);
         snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", path);

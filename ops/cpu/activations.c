@@ -37,9 +37,10 @@ static inline float exp_simd(float x) {
 }
 
 // Phi(x) = 0.5 erfc(-x / sqrt 2), the standard normal CDF, with erfc from Numerical Recipes' erfcc (a
-// Chebyshev fit with relative error < 1.2e-7 for every argument) evaluated in f64. Going through erfc
-// keeps the lower tail's relative accuracy (0.5 (1 + erf) would cancel). Max error vs double: 1.1e-7
-// absolute, 2.5e-7 relative for x > -8.
+// Chebyshev fit with relative error < 1.2e-7 for every argument). Going through erfc keeps the lower
+// tail's relative accuracy (0.5 (1 + erf) would cancel there). In f32: max error 1.8e-7 absolute (~3 ulp
+// of Phi), measured on every 1e-5 step of [-14, 14] against double erfc; f64 evaluation would cut that to
+// 1.1e-7 at twice the cost.
 static inline float norm_cdf(float x) {
     float z = fabsf(x) * 0.70710678118654752f;
     float t = 1.0f / (1.0f + 0.5f * z);

@@ -9,55 +9,60 @@
 // and cos/sin of that float angle, here taken in double and rounded (HF: float32 cos, <= 1 ulp).
 #include "rope.h"
 #include <math.h>
+#include "../../autograd/arena.h"
 
-// One token's half-dimension cos/sin table is recomputed per (t, i) rather than stored: no
-// workspace, and sincos is cheap next to the H rows it serves.
-static inline void rope_angle(float inv, int32_t p, float *c, float *s) {
-    const float ang = (float)p * inv;
-    double sd, cd;
-    sincos((double)ang, &sd, &cd);
-    *c = (float)cd;
-    *s = (float)sd;
-}
-
-static inline float rope_inv_freq(int64_t i, int64_t D, float theta) {
+static float rope_inv_freq(int64_t i, int64_t D, float theta) {
     const float e = (float)(2 * i) / (float)D;
     return 1.0f / (float)pow((double)theta, (double)e);
 }
 
-// sign = +1: forward rotation; -1: the inverse (backward), accumulated into dst.
-static void rope_apply(float *dst, const float *src, const int32_t *pos, int64_t T, int64_t H, int64_t D,
-                       float theta, int sign, int accumulate) {
+// sign = +1: forward rotation into dst; -1: the inverse rotation, accumulated into dst (backward).
+static void rope_apply(s2s_ctx *ctx, float *dst, const float *src, const int32_t *pos, int64_t T, int64_t H,
+                       int64_t D, float theta, float sign) {
     const int64_t half = D / 2;
+    s2s_arena_mark mark = s2s_arena_get_mark(ctx->cur);  // the tables are released on return
+    float *inv = s2s_scratch_alloc(ctx, (size_t)half * sizeof(float));         // [D/2]
+    float *cs = s2s_scratch_alloc(ctx, (size_t)(2 * T * half) * sizeof(float));  // [T, 2, D/2]: cos, sign*sin
+    for (int64_t i = 0; i < half; i++) inv[i] = rope_inv_freq(i, D, theta);
+    // One table row per token, shared by its H heads (sincos costs more than the rotation).
+    #pragma omp parallel for schedule(static) if (T * half > 4096)
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < half; i++) {
+            const float ang = (float)pos[t] * inv[i];
+            double sd, cd;
+            sincos((double)ang, &sd, &cd);
+            cs[(2 * t) * half + i] = (float)cd;
+            cs[(2 * t + 1) * half + i] = sign * (float)sd;
+        }
     #pragma omp parallel for schedule(static) if (T * H * D > 32768)
     for (int64_t t = 0; t < T; t++) {
-        for (int64_t i = 0; i < half; i++) {
-            float c, s;
-            rope_angle(rope_inv_freq(i, D, theta), pos[t], &c, &s);
-            s *= (float)sign;
-            for (int64_t h = 0; h < H; h++) {
-                const float *x = src + (t * H + h) * D;
-                float *y = dst + (t * H + h) * D;
-                const float x1 = x[i], x2 = x[i + half];
-                const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
-                if (accumulate) {
-                    y[i] += y1;
-                    y[i + half] += y2;
-                } else {
-                    y[i] = y1;
-                    y[i + half] = y2;
+        const float *c = cs + (2 * t) * half, *s = cs + (2 * t + 1) * half;  // [D/2] each
+        for (int64_t h = 0; h < H; h++) {
+            const float *x = src + (t * H + h) * D;  // [D]
+            float *y = dst + (t * H + h) * D;        // [D]
+            if (sign > 0)
+                for (int64_t i = 0; i < half; i++) {
+                    const float x1 = x[i], x2 = x[i + half];
+                    y[i] = x1 * c[i] - x2 * s[i];
+                    y[i + half] = x2 * c[i] + x1 * s[i];
                 }
-            }
+            else
+                for (int64_t i = 0; i < half; i++) {
+                    const float x1 = x[i], x2 = x[i + half];
+                    y[i] += x1 * c[i] - x2 * s[i];
+                    y[i + half] += x2 * c[i] + x1 * s[i];
+                }
         }
     }
+    s2s_arena_rewind(ctx->cur, mark);
 }
 
 void rope_forward_cpu(s2s_ctx *ctx, float *y, const float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D,
                       float theta) {
-    rope_apply(y, x, pos, T, H, D, theta, +1, 0);
+    rope_apply(ctx, y, x, pos, T, H, D, theta, 1.0f);
 }
 
 void rope_backward_cpu(s2s_ctx *ctx, float *dx, const float *dy, const int32_t *pos, int64_t T, int64_t H, int64_t D,
                        float theta) {
-    rope_apply(dx, dy, pos, T, H, D, theta, -1, 1);
+    rope_apply(ctx, dx, dy, pos, T, H, D, theta, -1.0f);
 }

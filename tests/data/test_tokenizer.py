@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -304,8 +305,10 @@ def main():
 
     print(f"{time.time() - t_start:.1f} s")
     if failures:
+        print(f"inputs kept in {TMP}")
         print(f"0 passed, {len(failures)} failed")
         sys.exit(1)
+    shutil.rmtree(TMP, ignore_errors=True)
     print("test_tokenizer: all checks passed")
 
 

@@ -65,10 +65,18 @@ def cases():
         x.view(-1)[0] = 2.0  # where the two GELUs differ most
         out.append(Case(f"gelu {list(shape)}", "gelu", {"x": x}, lambda t, a: F.gelu(t["x"]), grad=["x"], tol=1e-6,
                         mutants=tanh))
+    # the tails and the exp clamps: x from -30 to 30 (Phi underflows below x ~ -13.4; silu(-100) ~ 0)
+    x = torch.linspace(-30.0, 30.0, 601)
+    out.append(Case("gelu tails [-30, 30]", "gelu", {"x": x}, lambda t, a: F.gelu(t["x"]), grad=["x"], tol=1e-6,
+                    mutants=tanh))
+    ext = torch.linspace(-100.0, 100.0, 401)
+    out.append(Case("silu_mul tails [-100, 100]", "silu_mul", {"gate": ext, "up": randn(401)},
+                    lambda t, a: F.silu(t["gate"]) * t["up"], grad=["gate", "up"], tol=1e-6))
     # GLU on every axis of 1..4-D inputs, and the adapter's channel GLU on a conv output [B, 2C, L]
     swapped = [("halves swapped", lambda t, a: (lambda p, q: q * torch.sigmoid(p))(*t["x"].chunk(2, a["axis"])))]
     for shape, axis in [((2,), 0), ((1, 2), 1), ((6, 5), 0), ((3, 14), -1), ((2, 8, 3), 1), ((4, 3, 10), 2),
-                        ((2, 3, 4, 6), 3), ((2, 4, 3, 5), 1), ((2, 3, 4, 5), 0), ((1, 2560, 37), 1)]:
+                        ((2, 3, 4, 6), 3), ((2, 4, 3, 5), 1), ((2, 3, 4, 5), 0), ((1, 2560, 37), 1),
+                        ((16, 600, 7), 1)]:
         out.append(Case(f"glu {list(shape)} axis={axis}", "glu", {"x": randn(*shape, scale=2.0)},
                         lambda t, a: F.glu(t["x"], a["axis"]), grad=["x"], attrs={"axis": axis}, tol=1e-6,
                         mutants=swapped))
