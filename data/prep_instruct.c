@@ -51,6 +51,12 @@ static int speech_piece(s2s_prep_worker *w, prep_seq *q, const char *text, s2s_d
     return prep_piece(w, q, w->text, need - 1, 1, 1, e);
 }
 
+// Prefixes the field to an error from the tokenizer (invalid UTF-8 names only a byte offset).
+static int field_err(s2s_derr *e, const char *what, const char *field) {
+    s2s_derr inner = *e;
+    return s2s_derr_set(e, "%s%s: %s", what, field, inner.msg);
+}
+
 // True for what OpenS2S's `if item["speech_units"]` accepts: a non-empty string (or, here, a non-empty array).
 static int units_present(const cJSON *u) {
     if (!u || cJSON_IsNull(u)) return 0;
@@ -95,7 +101,8 @@ static int item_build(s2s_prep_worker *w, prep_seq *q, dialogue *d, const cJSON 
         // sequence (prepare_inputs_labels_for_tts_lm asserts it).
         if (s->n_tokens > 0 && s->token_types[s->n_tokens - 1] == 1)
             return s2s_derr_set(e, "%s follows another speech item directly; their spans would merge into one", what);
-        if (speech_piece(w, q, text, e) || prep_push_units(w, q->r, units, field, e)) return -1;
+        if (speech_piece(w, q, text, e)) return field_err(e, what, ".text");
+        if (prep_push_units(w, q->r, units, field, e)) return -1;
         if (!spk) spk = "";
         if (d->speech_items++ == 0) {
             d->spk_emb = spk;
@@ -108,7 +115,7 @@ static int item_build(s2s_prep_worker *w, prep_seq *q, dialogue *d, const cJSON 
     if (text && *text) {
         if (!assistant && strcmp(role, "user") && strcmp(role, "system"))
             return s2s_derr_set(e, "%s: unknown role", what);
-        return piece_str(w, q, text, assistant, e);
+        return piece_str(w, q, text, assistant, e) ? field_err(e, what, ".text") : 0;
     }
     return 0;  // an empty item: skipped, as OpenS2S does
 }
@@ -120,7 +127,11 @@ static int turn_build(s2s_prep_worker *w, prep_seq *q, dialogue *d, const cJSON 
     int assistant = !strcmp(role, "assistant");
     if (prep_turn_open(w, q, role, e)) return -1;
     if (cJSON_IsString(content)) {
-        if (*content->valuestring && piece_str(w, q, content->valuestring, assistant, e)) return -1;
+        if (*content->valuestring && piece_str(w, q, content->valuestring, assistant, e)) {
+            char what[48];
+            snprintf(what, sizeof what, "messages[%d]", mi);
+            return field_err(e, what, ".content");
+        }
     } else if (cJSON_IsArray(content)) {
         int ii = 0;
         for (const cJSON *it = content->child; it; it = it->next, ii++)

@@ -237,7 +237,8 @@ int prep_push_audio(s2s_prep_worker *w, s2s_prep_record *r, const char *spec, co
 static int push_unit_ids(s2s_prep_record *r, const int32_t *ids, int64_t n, int32_t eos, const char *what,
                          s2s_derr *e) {
     s2s_shard_sample *s = &r->sample;
-    if (grow((void **)&s->units, &r->cap_units, s->n_units + n + 1, 4)) return s2s_derr_set(e, "%s: out of memory", what);
+    if (grow((void **)&s->units, &r->cap_units, s->n_units + n + 1, 4))
+        return s2s_derr_set(e, "%s: out of memory", what);
     memcpy(s->units + s->n_units, ids, (size_t)n * 4);
     s->n_units += n;
     s->units[s->n_units++] = eos;
@@ -257,9 +258,11 @@ int prep_push_units(s2s_prep_worker *w, s2s_prep_record *r, const cJSON *units, 
         for (size_t j = 0; j < w->piece.n; j++) {
             int32_t id = w->piece.ids[j];
             if (id < c->unit0 || id >= c->unit0 + c->n_units) {
-                const char *tok = s2s_tok_id_to_token(c->tts, id);
-                return s2s_derr_set(e, "%s: token %zu ('%s') of the unit string is not a speech unit <|audio_0|>.."
-                                    "<|audio_%d|>", what, j, tok ? tok : "?", c->n_units - 1);
+                char *tok = s2s_tok_decode(c->tts, &id, 1, 0, NULL, NULL);
+                s2s_derr_set(e, "%s: token %zu ('%s') of the unit string is not a speech unit <|audio_0|>.."
+                             "<|audio_%d|>", what, j, tok ? tok : "?", c->n_units - 1);
+                free(tok);
+                return -1;
             }
         }
     } else if (cJSON_IsArray(units)) {
@@ -307,7 +310,8 @@ int s2s_prep_record_build(s2s_prep_worker *w, const char *line, size_t len, s2s_
         }
     int rc;
     if (!cJSON_IsObject(root)) rc = s2s_derr_set(e, "a record must be a JSON object");
-    else if (cJSON_HasObjectItem(root, "messages")) r->kind = S2S_SHARD_INSTRUCT, rc = prep_build_instruct(w, root, r, e);
+    else if (cJSON_HasObjectItem(root, "messages"))
+        r->kind = S2S_SHARD_INSTRUCT, rc = prep_build_instruct(w, root, r, e);
     else if (cJSON_HasObjectItem(root, "continuation") || cJSON_HasObjectItem(root, "audio"))
         r->kind = S2S_SHARD_ALIGN, rc = prep_build_align(w, root, r, e);
     else if (cJSON_HasObjectItem(root, "units") || cJSON_HasObjectItem(root, "text"))

@@ -86,6 +86,7 @@ int prep_build_tts(s2s_prep_worker *w, const cJSON *root, s2s_prep_record *r, s2
     if (!text || !*text) return s2s_derr_set(e, "text: a stage-2a record needs the text its units speak");
     if (!w->c->tts) return s2s_derr_set(e, "units: stage-2a records need a TTS tokenizer (--tts-tokenizer)");
     const cJSON *units = cJSON_GetObjectItemCaseSensitive(root, "units");
+    if (!units || cJSON_IsNull(units)) return s2s_derr_set(e, "units: missing");
     if (prep_push_units(w, r, units, "units", e)) return -1;
     // The text prefix is in the TTS vocabulary; the LLM-side piece helper is not used.
     w->piece.n = 0;

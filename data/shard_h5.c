@@ -198,6 +198,7 @@ hid_t s2s_h5_create_ext(hid_t file, const char *name, hid_t file_type, int64_t c
     hid_t sp = H5Screate_simple(rank, dims, maxdims);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, rank, chunk);
+    H5Pset_obj_track_times(dcpl, 0);  // no timestamps: the same input gives byte-identical shards
     hid_t d = H5Dcreate2(file, name, file_type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(sp);

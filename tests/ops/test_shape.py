@@ -9,7 +9,7 @@ from harness import GEN, Case, main, randint, randn, run_raw
 
 
 class _GatherLastWins(torch.autograd.Function):
-    """x[idx] whose backward writes (not adds) dy rows, so a repeated index keeps only its last row:
+    """x[idx] whose backward writes (not adds) dy rows, so a repeated index keeps only one of its rows:
     the planted error for gather_rows."""
 
     @staticmethod
@@ -89,7 +89,7 @@ def cases():
             s = list(shape)
             s[ax] = n
             inp[f"x{k}"] = randn(*s)
-        grad = [k for i, k in enumerate(inp) if i != 1]  # one part frozen: it must receive nothing
+        grad = [k for i, k in enumerate(inp) if i != 1]  # one part frozen: backward must skip it
         out.append(Case(f"concat axis={axis} lens={list(lens)}", "concat", inp,
                         lambda t, a: torch.cat([t[f"x{k}"] for k in range(a["n"])], a["axis"]), grad=grad,
                         attrs={"n": len(lens), "axis": axis}, tol=0.0,
@@ -119,7 +119,7 @@ def cases():
             idx[-1] = 0
         out.append(Case(f"gather_rows x=[{n}, {c}] m={m}", "gather_rows", {"x": randn(n, c), "idx": idx},
                         lambda t, a: t["x"][t["idx"].long()], grad=["x"], tol=1e-6, mutant_grads=True,
-                        mutants=[("repeated index keeps the last row", lambda t, a: _GatherLastWins.apply(
+                        mutants=[("repeated index overwrites, not adds", lambda t, a: _GatherLastWins.apply(
                             t["x"], t["idx"].long()))] if m > n else ()))
     # scatter_rows: distinct indices; base gets no gradient on replaced rows, src gets dy's rows
     for n, c, m in [(1, 1, 1), (5, 1, 2), (9, 13, 4), (40, 33, 40), (1000, 96, 317)]:

@@ -69,8 +69,9 @@ static void make_sample(int shard, int64_t i, s2s_shard_sample *s) {
     s->emotion = -1;
 }
 
-static int write_shard(const char *path, int shard, int64_t n, s2s_shard_kind kind) {
+static int write_shard_hashed(const char *path, int shard, int64_t n, s2s_shard_kind kind, char llm_hash_digit) {
     s2s_shard_meta meta = {.kind = kind};
+    if (llm_hash_digit) memset(meta.llm_tokenizer_sha256, llm_hash_digit, 64);
     snprintf(meta.created_by, sizeof meta.created_by, "test_loader.c");
     s2s_derr e;
     s2s_shard_writer *w = s2s_shard_writer_open(path, &meta, &e);
@@ -93,6 +94,10 @@ static int write_shard(const char *path, int shard, int64_t n, s2s_shard_kind ki
     int rc = s2s_shard_writer_close(w, &e);
     CHECK(!rc, "close: %s", e.msg);
     return rc;
+}
+
+static int write_shard(const char *path, int shard, int64_t n, s2s_shard_kind kind) {
+    return write_shard_hashed(path, shard, n, kind, 0);
 }
 
 static const char *paths1[1];
@@ -340,7 +345,10 @@ static void resume(void) {
     c.prefetch = 0;
     stream(&c, 0, RESUME_STEPS, sync, 3);
     CHECK(!memcmp(whole, sync, sizeof whole), "prefetch 0 (and a resume there) gives the same batches");
-    c.prefetch = 1, c.mel_threads = 2;
+    c.max_open = 1;  // every shard switch closes the other handle and reopens
+    stream(&c, 0, RESUME_STEPS, sync, -1);
+    CHECK(!memcmp(whole, sync, sizeof whole), "a reader with one open handle gives the same batches");
+    c.max_open = 0, c.prefetch = 1, c.mel_threads = 2;
     stream(&c, 0, RESUME_STEPS, two, -1);
     CHECK(!memcmp(whole, two, sizeof whole), "the mel does not depend on the thread count");
     c.token_budget = 400, c.batch_samples = 0, c.bucket_window = 12, c.prefetch = 2, c.mel = 0;
@@ -431,6 +439,24 @@ static void refusals(void) {
     snprintf(other, sizeof other, "%s/bad/tts.h5", dir);
     if (!write_shard(other, 0, 4, S2S_SHARD_TTS_PRETRAIN)) expect_open_error(&c, other, "mixed kinds");
     unlink(other);
+    // Tokenizer hashes: shards of two tokenizers, or one other than the run's, are refused.
+    char third[200];
+    snprintf(other, sizeof other, "%s/bad/hash_a.h5", dir);
+    snprintf(third, sizeof third, "%s/bad/hash_b.h5", dir);
+    const char *hashed[2] = {other, third};
+    s2s_loader_config ch = c;
+    ch.paths = hashed;
+    if (!write_shard_hashed(other, 0, 4, S2S_SHARD_INSTRUCT, 'a') &&
+        !write_shard_hashed(third, 0, 4, S2S_SHARD_INSTRUCT, 'b')) {
+        expect_open_error(&ch, "different tokenizers", "shards of two tokenizers");
+        char want[65];
+        memset(want, 'b', 64), want[64] = 0;
+        ch.llm_tokenizer_sha256 = want;
+        expect_open_error(&ch, other, "a shard of another tokenizer than the run's");
+        ch.paths = hashed + 1, ch.n_paths = 1;
+        s2s_loader_close(open_ok(&ch));
+    }
+    unlink(other), unlink(third);
     list[1] = shard_path[0];
     expect_open_error(&c, "listed twice", "duplicate shard");
     c = base_config();
