@@ -101,7 +101,8 @@ void s2s_backward(s2s_ctx *ctx, s2s_tensor *y, const float *dy);
 // fn computes outs from ins (and any parameters it closes over through `user`). In forward it runs
 // with its intermediates in the scratch arena, which is rewound afterwards: only ins and outs stay.
 // In backward it runs again, records, back-propagates, and is rewound again. fn must be
-// deterministic (same result both times); n_out <= S2S_NODE_MAX_OUT.
+// deterministic (same result both times); n_out <= S2S_NODE_MAX_OUT. `user` is kept and used again
+// in backward: it must stay valid until then (not a loop-local variable).
 typedef void (*s2s_region_fn)(s2s_ctx *ctx, void *user, s2s_tensor **ins, int n_in, s2s_tensor **outs,
                               int n_out);
 void s2s_checkpoint(s2s_ctx *ctx, s2s_region_fn fn, void *user, s2s_tensor **ins, int n_in,

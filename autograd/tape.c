@@ -60,7 +60,9 @@ void s2s_backward(s2s_ctx *ctx, s2s_tensor *y, const float *dy) {
     float *g = s2s_grad(ctx, y);
     int64_t n = s2s_numel(y);
     if (dy) s2s_dev_copy(y->device, g, S2S_CPU, dy, (size_t)n * sizeof(float));
-    else {
+    else if (y->device == S2S_CPU) {
+        for (int64_t i = 0; i < n; i++) g[i] = 1.0f;
+    } else {
         float *ones = s2s_malloc((size_t)n * sizeof(float));
         for (int64_t i = 0; i < n; i++) ones[i] = 1.0f;
         s2s_dev_copy(y->device, g, S2S_CPU, ones, (size_t)n * sizeof(float));

@@ -1,15 +1,17 @@
 // logmel.c — Whisper log-mel (see logmel.h for the definition) with FFTW.
 //
 // The transform is double precision. The reference (torch, float32) is itself ~3e-5 away from a float64
-// computation on speech; an FFTW float transform here is another ~4e-5 away, which together came to 7e-5 of
-// the 1e-4 budget, while in double the gap to the reference is the reference's own rounding (2.8e-5). It
-// costs 1.4x on fully voiced 30 s chunks. The 400-point real transform is done as a 200-point complex one
-// (even samples as the real part, odd as the imaginary) and split afterwards, the textbook route: FFTW's
-// own r2c plan for n = 400 was the slower of the two here. Work is done in blocks of BLOCK frames so that the inner loops run
-// across frames: the power spectrum of a block is stored bin-major [201][BLOCK], the sparse filter bank
-// (each FFT bin feeds at most two filters) then accumulates whole BLOCK-wide vectors, and each mel row of
-// the block lands contiguously in the [128, F] output. Blocks lying wholly in the zero padding are not
-// transformed: their power is exactly 0, as in the reference.
+// computation on speech; an FFTW float transform here was another ~4e-5 away, together 7e-5 of the 1e-4
+// budget, while in double the gap to the reference is the reference's own rounding (2.8e-5). It costs 1.4x
+// on fully voiced 30 s chunks. The 400-point real transform is done as a 200-point complex one (even
+// samples as the real part, odd as the imaginary) and split afterwards, the textbook route: FFTW's own r2c
+// plan for n = 400 was the slower of the two here.
+//
+// Work is done in blocks of BLOCK frames so that the inner loops run across frames: the power spectrum of a
+// block is stored bin-major [201][BLOCK], the sparse filter bank (each FFT bin feeds at most two filters)
+// then accumulates whole BLOCK-wide vectors, and each mel row of the block lands contiguously in the
+// [128, F] output. Blocks lying wholly in the zero padding are not transformed: their power is exactly 0,
+// as in the reference.
 #include "logmel.h"
 #include <fftw3.h>
 #include <math.h>

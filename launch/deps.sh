@@ -24,7 +24,7 @@ fi
 if [ "${S2S_NO_PY:-0}" != "1" ]; then
   PY=${PYTHON:-python3}
   need=()
-  for m in numpy torch transformers tokenizers h5py safetensors matplotlib soxr soundfile; do
+  for m in numpy torch transformers tokenizers h5py safetensors matplotlib soxr soundfile peft; do
     $PY -c "import $m" 2>/dev/null || need+=("$m")
   done
   if [ ${#need[@]} -gt 0 ]; then

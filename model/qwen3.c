@@ -140,7 +140,8 @@ s2s_tensor *s2s_qwen3_embed(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *ids) {
     const int64_t pad = q->cfg.pad_token_id, T = ids->shape[0];
     if (pad < 0 || !e->requires_grad) return e;
     // padding_idx: the pad id's rows are replaced by a constant copy of the pad embedding, so no gradient
-    // reaches that row of embed_tokens from the input side (it is rare: packed batches carry no padding).
+    // reaches that row of embed_tokens from the input side. It matters: the pad row starts at zero, and
+    // RMSNorm's gradient at a zero row is 1/sqrt(eps), which would blow that row up on the first step.
     int32_t *host = s2s_malloc((size_t)(T + 1) * sizeof(int32_t));
     s2s_dev_copy(S2S_CPU, host, ids->device, ids->data, (size_t)T * sizeof(int32_t));
     int32_t M = 0;

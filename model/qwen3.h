@@ -21,7 +21,9 @@
 #include "lora.h"
 
 #define S2S_SPK_DIM 512  // OpenS2S speaker embedding width (spk2tts input)
-#define S2S_IGNORE_INDEX -100
+#ifndef S2S_IGNORE_INDEX
+#define S2S_IGNORE_INDEX (-100)  // HF labels: not supervised
+#endif
 
 typedef struct s2s_qwen3_layer {
     s2s_tensor *input_ln;   // [H]

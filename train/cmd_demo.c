@@ -125,6 +125,9 @@ static int run(int argc, char **argv) {
         mom[i] = s2s_calloc((size_t)s2s_numel(m.params.items[i].t), sizeof(float));
         vel[i] = s2s_calloc((size_t)s2s_numel(m.params.items[i].t), sizeof(float));
     }
+    // Region closures must outlive the step: backward re-runs each block with its argument.
+    block_arg blocks[8];
+    for (int l = 0; l < c.n_layers; l++) blocks[l] = (block_arg){&m, l};
     s2s_metrics met;
     S2S_CHECK(s2s_metrics_open(&met, metrics_path) == 0, "cannot open metrics file %s", metrics_path);
     fprintf(stderr, "demo: %lld parameters, %d layers, %lld tokens per step, %d threads\n",
@@ -149,9 +152,8 @@ static int run(int argc, char **argv) {
         cu[n_seq] = (int)T;
         s2s_tensor *x = s2s_embedding(ctx, ids, m.emb);  // x [T, dim]
         for (int l = 0; l < c.n_layers; l++) {
-            block_arg a = {&m, l};
             s2s_tensor *out[1];
-            s2s_checkpoint(ctx, block_forward, &a, &x, 1, out, 1);
+            s2s_checkpoint(ctx, block_forward, &blocks[l], &x, 1, out, 1);
             x = out[0];
         }
         x = s2s_rmsnorm(ctx, x, m.norm, c.eps);

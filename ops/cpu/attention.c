@@ -39,8 +39,8 @@
 #include "../../autograd/check.h"
 
 #ifndef ATTN_BQ  // (overridable for tuning runs)
-#define ATTN_BQ 64  // query rows per tile, per head (a tile stacks the g heads of a group)
-#define ATTN_BK 128  // keys per tile (multiple of 16): deep enough products, few softmax rescales
+#define ATTN_BQ 48  // query rows per tile, per head (a tile stacks the g heads: 48g rows, whole 6-row blocks)
+#define ATTN_BK 192  // keys per tile: 12 vectors, 32 six-row blocks; deep products, few softmax rescales
 #endif
 #define LOG2E 1.44269504088896340736f
 
@@ -205,9 +205,12 @@ static int64_t key_blocks(const attn_shape *sh, int64_t *boff) {
     return nb;
 }
 
+// The packs run as worksharing loops inside one parallel region per op (no barrier between them:
+// they write disjoint buffers), so a busy machine costs one synchronisation, not one per pack.
+
 // src [T, H*G, D] (head h*G + j) -> dst [H, T, G, Dp], zero-padded columns.
 static void pack_rows(float *dst, const float *src, int64_t T, int64_t H, int64_t G, int64_t D, int64_t Dp) {
-    #pragma omp parallel for schedule(static) if (T * H * G * D > 65536)
+    #pragma omp for schedule(static) nowait
     for (int64_t t = 0; t < T; t++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t j = 0; j < G; j++) {
@@ -221,7 +224,7 @@ static void pack_rows(float *dst, const float *src, int64_t T, int64_t H, int64_
 static void pack_blocks_t(float *dst, const float *src, const attn_shape *sh, const int64_t *boff, int64_t NB,
                           int64_t H) {
     const int64_t D = sh->D;
-    #pragma omp parallel for schedule(static) collapse(2) if (sh->T * H * D > 65536)
+    #pragma omp for schedule(static) collapse(2) nowait
     for (int64_t h = 0; h < H; h++)
         for (int s = 0; s < sh->S; s++) {
             const int64_t a = sh->cu[s], b = sh->cu[s + 1];
@@ -307,9 +310,12 @@ void attention_forward_cpu(s2s_ctx *ctx, const attn_shape *sh, float *out, float
     float *Qp = s2s_scratch_alloc(ctx, (size_t)(T * Hq * Dp) * sizeof(float));            // [Hkv, T, g, Dp]
     float *KT = s2s_scratch_alloc(ctx, (size_t)(Hkv * NB * D * ATTN_BK) * sizeof(float));  // [Hkv, NB, D, BK]
     float *Vp = s2s_scratch_alloc(ctx, (size_t)(T * Hkv * Dp) * sizeof(float));           // [Hkv, T, Dp]
-    pack_rows(Qp, q, T, Hkv, g, D, Dp);
-    pack_blocks_t(KT, k, sh, boff, NB, Hkv);
-    pack_rows(Vp, v, T, Hkv, 1, D, Dp);
+    #pragma omp parallel num_threads(nt) if (T * Hq * D > 65536)
+    {
+        pack_rows(Qp, q, T, Hkv, g, D, Dp);
+        pack_blocks_t(KT, k, sh, boff, NB, Hkv);
+        pack_rows(Vp, v, T, Hkv, 1, D, Dp);
+    }
     const fwd_args A = {Qp, KT, Vp, boff, NB, Dp};
 
     // Units head by head (consecutive units share K/V tiles in cache), query blocks costliest first
@@ -433,23 +439,26 @@ void attention_backward_cpu(s2s_ctx *ctx, const attn_shape *sh, float *dq, float
     float *VT = s2s_scratch_alloc(ctx, (size_t)(Hkv * NB * D * ATTN_BK) * sizeof(float));  // [Hkv, NB, D, BK]
     float *Kp = s2s_scratch_alloc(ctx, (size_t)(T * Hkv * Dp) * sizeof(float));           // [Hkv, T, Dp]
     float *Dv = s2s_scratch_alloc(ctx, (size_t)(T * Hq) * sizeof(float));                 // [Hkv, T, g]
-    pack_rows(Qp, q, T, Hkv, g, D, Dp);
-    pack_rows(dOp, dout, T, Hkv, g, D, Dp);
-    pack_blocks_t(KT, k, sh, boff, NB, Hkv);
-    pack_blocks_t(VT, v, sh, boff, NB, Hkv);
-    pack_rows(Kp, k, T, Hkv, 1, D, Dp);
-    #pragma omp parallel for schedule(static) if (T * Hq * D > 65536)
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t h = 0; h < Hq; h++) {  // D_i = rowsum(dO * O), FA2's softmax-backward term
-            const float *o = out + (t * Hq + h) * D, *d_o = dout + (t * Hq + h) * D;
-            float acc[16] = {0}, s = 0.0f;
-            int64_t e = 0;
-            for (; e + 16 <= D; e += 16)
-                for (int l = 0; l < 16; l++) acc[l] += o[e + l] * d_o[e + l];
-            for (; e < D; e++) s += o[e] * d_o[e];
-            for (int l = 0; l < 16; l++) s += acc[l];
-            Dv[((h / g) * T + t) * g + h % g] = s;
-        }
+    #pragma omp parallel num_threads(nt) if (T * Hq * D > 65536)
+    {
+        pack_rows(Qp, q, T, Hkv, g, D, Dp);
+        pack_rows(dOp, dout, T, Hkv, g, D, Dp);
+        pack_blocks_t(KT, k, sh, boff, NB, Hkv);
+        pack_blocks_t(VT, v, sh, boff, NB, Hkv);
+        pack_rows(Kp, k, T, Hkv, 1, D, Dp);
+        #pragma omp for schedule(static) nowait
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t h = 0; h < Hq; h++) {  // D_i = rowsum(dO * O), FA2's softmax-backward term
+                const float *o = out + (t * Hq + h) * D, *d_o = dout + (t * Hq + h) * D;  // [D]
+                float acc[16] = {0}, sum = 0.0f;
+                int64_t e = 0;
+                for (; e + 16 <= D; e += 16)
+                    for (int l = 0; l < 16; l++) acc[l] += o[e + l] * d_o[e + l];
+                for (; e < D; e++) sum += o[e] * d_o[e];
+                for (int l = 0; l < 16; l++) sum += acc[l];
+                Dv[((h / g) * T + t) * g + h % g] = sum;
+            }
+    }
 
     // Chunks: enough (sample, kv head, chunk) units to keep every thread busy.
     int64_t busy = 0, max_nkb = 1;

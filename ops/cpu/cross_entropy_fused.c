@@ -32,6 +32,14 @@ void loss_rows_axpy(float *dst, const int32_t *rows, const float *src, int64_t M
     }
 }
 
+void loss_gemm_dw(s2s_ctx *ctx, float *dw, const float *g, int64_t ldg, const float *hc, int64_t r, int64_t C,
+                  int64_t V) {
+    for (int64_t v0 = 0; v0 < V; v0 += S2S_LOSS_DW_VBLOCK) {
+        const int64_t vb = V - v0 < S2S_LOSS_DW_VBLOCK ? V - v0 : S2S_LOSS_DW_VBLOCK;
+        gemm_cpu(ctx, true, false, vb, C, r, 1.0f, g + v0, ldg, hc, C, 1.0f, dw + v0 * C, C);
+    }
+}
+
 void loss_rows_gather(float *dst, const float *src, const int32_t *rows, int64_t M, int64_t C) {
     #pragma omp parallel for schedule(static) if (M * C > 32768)
     for (int64_t m = 0; m < M; m++) memcpy(dst + m * C, src + (int64_t)rows[m] * C, (size_t)C * sizeof(float));
@@ -97,7 +105,7 @@ void ce_fused_forward_cpu(s2s_ctx *ctx, const ce_fused_args *a, float scale, flo
         // dh_chunk = G @ w and dw += G^T @ h_chunk.
         ce_block_grad(z, V, r, 0, V, lab, lse + c0, scale);
         if (dh) gemm_cpu(ctx, false, false, r, C, V, 1.0f, z, V, a->w, C, 0.0f, dh + c0 * C, C);
-        if (dw) gemm_cpu(ctx, true, false, V, C, r, 1.0f, z, V, hc, C, 1.0f, dw, C);
+        if (dw) loss_gemm_dw(ctx, dw, z, V, hc, r, C, V);
     }
 }
 
@@ -114,7 +122,7 @@ void ce_fused_dw_cpu(s2s_ctx *ctx, const ce_fused_args *a, const float *lse, flo
             const int64_t vb = V - v0 < VB ? V - v0 : VB;
             gemm_cpu(ctx, false, true, r, vb, C, 1.0f, hc, C, a->w + v0 * C, C, 0.0f, z, VB);
             ce_block_grad(z, VB, r, v0, vb, a->labels + c0, lse + c0, alpha);
-            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, z, VB, hc, C, 1.0f, dw + v0 * C, C);
+            loss_gemm_dw(ctx, dw + v0 * C, z, VB, hc, r, C, vb);
         }
     }
 }

@@ -13,6 +13,10 @@
 #define S2S_LOSS_MAX_ROWS 256  // token rows per chunk: beyond this the GEMMs gain nothing
 #define S2S_LOSS_MIN_ROWS 8
 #define S2S_LOSS_MIN_VBLOCK 2048
+// The dw GEMM (G^T @ h_chunk, transposed A) is split into vocabulary blocks of this many rows:
+// OpenBLAS packs all of a transposed A at once, which over the whole vocabulary touches another
+// [R, V] of memory; 16k-row blocks keep that to a few MB.
+#define S2S_LOSS_DW_VBLOCK 16384
 
 typedef struct loss_plan {
     int64_t R;     // token rows per chunk
@@ -39,6 +43,9 @@ void ce_fused_forward_cpu(s2s_ctx *ctx, const ce_fused_args *a, float scale, flo
 // Workspace: ce_fused_workspace_floats(a, false).
 void ce_fused_dw_cpu(s2s_ctx *ctx, const ce_fused_args *a, const float *lse, float alpha, float *dw, float *ws);
 
+// dw [V, C] += g^T @ hc for g [r, V] (row stride ldg) and hc [r, C], in S2S_LOSS_DW_VBLOCK blocks.
+void loss_gemm_dw(s2s_ctx *ctx, float *dw, const float *g, int64_t ldg, const float *hc, int64_t r, int64_t C,
+                  int64_t V);
 // dst[rows[m]] += alpha * src[m] for rows of C floats (rows distinct): dst [N, C], src [M, C].
 void loss_rows_axpy(float *dst, const int32_t *rows, const float *src, int64_t M, int64_t C, float alpha);
 // dst [M, C] = src[rows[m]]: the chunk's rows gathered contiguous for the GEMMs.

@@ -93,8 +93,8 @@ void kl_fused_forward_cpu(s2s_ctx *ctx, const kl_fused_args *a, float scale, flo
         if (dhs) gemm_cpu(ctx, false, false, r, C, V, 1.0f, zs, V, a->w, C, 0.0f, dhs + c0 * C, C);
         if (dht) gemm_cpu(ctx, false, false, r, C, V, 1.0f, zt, V, a->w, C, 0.0f, dht + c0 * C, C);
         if (dw) {
-            gemm_cpu(ctx, true, false, V, C, r, 1.0f, zs, V, hsc, C, 1.0f, dw, C);
-            gemm_cpu(ctx, true, false, V, C, r, 1.0f, zt, V, htc, C, 1.0f, dw, C);
+            loss_gemm_dw(ctx, dw, zs, V, hsc, r, C, V);
+            loss_gemm_dw(ctx, dw, zt, V, htc, r, C, V);
         }
     }
 }
@@ -117,8 +117,8 @@ void kl_fused_dw_cpu(s2s_ctx *ctx, const kl_fused_args *a, const float *kl, cons
             gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, hsc, C, a->w + v0 * C, C, 0.0f, zs, VB);
             gemm_cpu(ctx, false, true, r, vb, C, a->inv_t, htc, C, a->w + v0 * C, C, 0.0f, zt, VB);
             kl_block_grad(zt, zs, r, vb, VB, lse_s + c0, lse_t + c0, kl + c0, alpha * a->inv_t, true);
-            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, zs, VB, hsc, C, 1.0f, dwb, C);
-            gemm_cpu(ctx, true, false, vb, C, r, 1.0f, zt, VB, htc, C, 1.0f, dwb, C);
+            loss_gemm_dw(ctx, dwb, zs, VB, hsc, r, C, vb);
+            loss_gemm_dw(ctx, dwb, zt, VB, htc, r, C, vb);
         }
     }
 }

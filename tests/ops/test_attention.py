@@ -137,12 +137,12 @@ def check_deterministic(binary):
 
 def check_memory_linear(binary):
     """Peak arena bytes (inputs, output, gradients, workspace) from T=1024 to T=4096: linear growth is
-    4x, materialised [T, T] scores would be ~16x (they would dominate: 2*4096^2*4 B = 128 MiB). Two
-    threads fixed: with one kv head the backward splits key blocks into 4*threads chunks with a partial
-    dQ each (O(threads * T)), capped by the block count, which both lengths exceed."""
+    4x, materialised [T, T] scores would be ~16x (they would dominate: 4*4096^2*4 B = 256 MiB). Two
+    threads and 4 kv heads fixed: with few (sample, kv head) pairs the backward splits key blocks into
+    ceil(4*threads / pairs) = 2 chunks with a partial dQ each (O(threads * T)), same at both lengths."""
     peaks = {}
     for T in (1024, 4096):
-        inp = attn_inputs([T], 2, 1, 64)
+        inp = attn_inputs([T], 4, 4, 64)
         _, m = run_opcheck(binary, inp, {"op": "attention", "causal": 1, "scale": 0.125, "grad": "q,k,v"}, threads=2)
         peaks[T] = int(m["peak_bytes"])
     ratio = peaks[4096] / peaks[1024]
