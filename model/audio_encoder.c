@@ -141,6 +141,14 @@ static s2s_tensor *layer_forward(s2s_ctx *ctx, const s2s_audio_encoder_layer *L,
     return s2s_add(ctx, x, h);                                                              // [T, d]
 }
 
+static bool layer_trains(const s2s_audio_encoder_layer *L) {
+    const s2s_tensor *w[] = {L->attn_ln_w, L->attn_ln_b, L->q_w, L->q_b, L->k_w, L->v_w, L->v_b, L->o_w,
+                             L->o_b, L->ffn_ln_w, L->ffn_ln_b, L->fc1_w, L->fc1_b, L->fc2_w, L->fc2_b};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        if (w[i]->requires_grad) return true;
+    return false;
+}
+
 static void layer_region(s2s_ctx *ctx, void *user, s2s_tensor **ins, int n_in, s2s_tensor **outs, int n_out) {
     outs[0] = layer_forward(ctx, user, ins[0], ins[1]);
 }
@@ -167,10 +175,10 @@ s2s_tensor *s2s_audio_encoder_forward(s2s_ctx *ctx, const s2s_audio_encoder *m, 
         N += out_lens[a];
     }
     if (N == 0) return s2s_new2(ctx, S2S_F32, 0, d);  // [0, d]: no audio keeps a row, nothing to compute
-    int32_t *chunk_rows = s2s_malloc((size_t)M * sizeof *chunk_rows);
-    int32_t *keep = s2s_malloc((size_t)(N > 0 ? N : 1) * sizeof *keep);
-    int32_t *cu = s2s_malloc((size_t)(M + 1) * sizeof *cu);
     S2S_CHECK(M * P <= INT32_MAX, "audio encoder: %lld chunks exceed the i32 row indices", (long long)M);
+    int32_t *chunk_rows = s2s_malloc((size_t)M * sizeof *chunk_rows);
+    int32_t *keep = s2s_malloc((size_t)N * sizeof *keep);
+    int32_t *cu = s2s_malloc((size_t)(M + 1) * sizeof *cu);
     int64_t i = 0, n = 0;
     for (int64_t a = 0; a < A; a++)
         for (int64_t c = 0; c < s2s_audio_encoder_n_chunks(m, valid_frames[a]); c++, i++) {
@@ -195,7 +203,14 @@ s2s_tensor *s2s_audio_encoder_forward(s2s_ctx *ctx, const s2s_audio_encoder *m, 
     s2s_tensor *cu_t = index_tensor(ctx, cu, M + 1);  // [M+1]: attention stays inside each chunk
     for (int64_t l = 0; l < m->n_layers; l++) {
         s2s_audio_encoder_layer *L = &m->layers[l];
-        if (m->recompute) {
+        if (!s2s_grad_enabled(ctx) || !(h->requires_grad || layer_trains(L))) {
+            // Nothing here will be recorded (the encoder is frozen in every OpenS2S stage): run the layer, write
+            // its output over h and give its intermediates back, so a frozen encoder's arena peak is one layer's.
+            s2s_arena_mark mark = s2s_arena_get_mark(ctx->cur);
+            s2s_tensor *y = layer_forward(ctx, L, h, cu_t);  // [M P, d]
+            s2s_dev_copy(ctx->device, h->data, ctx->device, y->data, s2s_nbytes(h));
+            s2s_arena_rewind(ctx->cur, mark);
+        } else if (m->recompute) {
             s2s_tensor *out[1];
             s2s_checkpoint(ctx, layer_region, L, (s2s_tensor *[]){h, cu_t}, 2, out, 1);
             h = out[0];

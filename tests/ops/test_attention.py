@@ -75,6 +75,7 @@ def cases():
         c.append(attn_case("no cu", [200], 8, 2, 128, causal, use_cu=False))    # T not a tile multiple
     c.append(attn_case("empty sample", [10, 0, 29], 2, 1, 64, True))
     c.append(attn_case("packed odd", [131, 7, 61], 6, 3, 24, True))
+    c.append(attn_case("GQA 5 (95-row tiles)", [100, 37], 5, 1, 64, True))
     # Logits ~ +-100: their f32 rounding (|s| * 2^-24 * sqrt(D) ~ 5e-5) is what PyTorch's f32 would
     # show too, so this case alone gets 5e-5; it checks the online max keeps exp2 in range.
     c.append(attn_case("peaky scores", [97, 41], 4, 2, 64, True, scale=1.0, mag=2.0, tol=5e-5))

@@ -1,5 +1,6 @@
 // test_audio_encoder.c — the Qwen2-Audio encoder and the OpenS2S adapter against Hugging Face transformers /
 // PyTorch on tiny random models (fixtures from tools/fixtures/gen_audio_encoder.py, tests/fixtures/audio_*):
+//   - a frozen encoder records nothing and keeps one layer's intermediates at a time;
 //   - loading: a Qwen2-Audio checkpoint (audio_tower.*, bf16) and a bare encoder checkpoint give the same weights;
 //   - the length formulas (encoder L2, adapter with 2 and 3 convolutions) on a range of inputs;
 //   - encoder outputs and every parameter gradient of sum(out * R) for a batch of audios of 1, 2 and 3 chunks with
@@ -215,6 +216,27 @@ static void test_encoder(void) {
     for (int64_t a = 0; a < A; a++) valid[a] = vf32[a], src[a] = a, N += ol32[a];
     const int64_t K = 3, d = enc.d_model;
 
+    // Frozen (as loaded) with grad mode on, as in every OpenS2S stage: nothing recorded, the same output, and
+    // an arena peak below that of the trainable forward (layer intermediates are given back).
+    int64_t src1[2] = {0, 0}, valid1[2] = {valid[0], 0}, lens1[2];
+    size_t peak_frozen = 0, peak_trainable = 0;
+    for (int trainable = 0; trainable < 2; trainable++) {
+        s2s_audio_encoder_set_trainable(&P, trainable);
+        s2s_ctx *c1 = ctx_new();
+        s2s_tensor *mel1 = make_mel(c1, &enc, 1, 1, src1, 3);
+        size_t base = s2s_ctx_peak_bytes(c1);
+        s2s_tensor *o = s2s_audio_encoder_forward(c1, &enc, mel1, valid1, lens1);
+        compare(&f, "out", F32(o), lens1[0] * enc.d_model, 0, TOL_OUT, false);
+        if (!trainable) EXPECT(c1->stats.nodes_recorded == 0, "frozen encoder recorded %lld nodes",
+                               (long long)c1->stats.nodes_recorded);
+        *(trainable ? &peak_trainable : &peak_frozen) = s2s_ctx_peak_bytes(c1) - base;
+        s2s_ctx_step_reset(c1);
+        s2s_ctx_free(c1);
+    }
+    EXPECT(peak_frozen < peak_trainable, "frozen forward peak %zu >= trainable %zu", peak_frozen, peak_trainable);
+    printf("encoder, 1 chunk forward: arena peak frozen %.1f MiB, trainable %.1f MiB\n",
+           (double)peak_frozen / (1 << 20), (double)peak_trainable / (1 << 20));
+
     s2s_audio_encoder_set_trainable(&P, true);
     EXPECT(!s2s_params_find(&P, "audio_encoder_model.embed_positions.weight")->trainable,
            "embed_positions must stay frozen");
@@ -229,7 +251,8 @@ static void test_encoder(void) {
     double t1 = now_s();
     for (int64_t a = 0; a < A; a++) EXPECT(lens[a] == ol32[a], "audio %lld: %lld rows, OpenS2S %d", (long long)a,
                                            (long long)lens[a], ol32[a]);
-    EXPECT(out->shape[0] == N && out->shape[1] == d, "out rows %lld, want %lld", (long long)out->shape[0], (long long)N);
+    EXPECT(out->shape[0] == N && out->shape[1] == d, "out rows %lld, want %lld", (long long)out->shape[0],
+           (long long)N);
     double e_out = compare(&f, "out", F32(out), N * d, 0, TOL_OUT, false);
     float *R = s2s_malloc((size_t)(N * d) * sizeof *R);
     hash_fill(R, N * d, SEED_R);
@@ -245,7 +268,6 @@ static void test_encoder(void) {
 
     // One chunk: audio 0 alone in a 1-chunk mel, beside an audio with no valid frame. With and without
     // recompute: the same outputs as in the batch and bit-identical gradients.
-    int64_t src1[2] = {0, 0}, valid1[2] = {valid[0], 0}, lens1[2];
     float *g_plain = NULL;
     for (int rc = 0; rc < 2; rc++) {
         enc.recompute = rc == 1;
@@ -386,7 +408,8 @@ static void test_adapter_init(void) {
 
 int main(void) {
     test_encoder();
-    test_adapter("k55", (s2s_adapter_config){.in_dim = 32, .hidden = 48, .inner_dim = 32, .n_conv = 2, .kernel = {5, 5}});
+    test_adapter("k55",
+                 (s2s_adapter_config){.in_dim = 32, .hidden = 48, .inner_dim = 32, .n_conv = 2, .kernel = {5, 5}});
     test_adapter("k345",
                  (s2s_adapter_config){.in_dim = 32, .hidden = 40, .inner_dim = 24, .n_conv = 3, .kernel = {3, 4, 5}});
     test_adapter_init();
