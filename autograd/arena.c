@@ -13,6 +13,15 @@ void s2s_arena_init(s2s_arena *a, s2s_device dev, size_t initial_bytes) {
     a->device = dev;
     a->head = block_new(dev, initial_bytes < 4096 ? 4096 : initial_bytes);
     a->used = a->peak = a->grow_events = 0;
+    a->host = NULL;
+    if (dev != S2S_CPU) {  // headers and nodes: a few hundred bytes per op, so a small start suffices
+        a->host = s2s_calloc(1, sizeof *a->host);
+        s2s_arena_init(a->host, S2S_CPU, (size_t)1 << 20);
+    }
+}
+
+void *s2s_arena_alloc_host(s2s_arena *a, size_t bytes) {
+    return s2s_arena_alloc(a->host ? a->host : a, bytes);
 }
 
 void *s2s_arena_alloc(s2s_arena *a, size_t bytes) {
@@ -47,6 +56,7 @@ void s2s_arena_reset(s2s_arena *a) {
     }
     a->head->used = 0;
     a->used = 0;
+    if (a->host) s2s_arena_reset(a->host);
 }
 
 void s2s_arena_free(s2s_arena *a) {
@@ -58,10 +68,21 @@ void s2s_arena_free(s2s_arena *a) {
         b = n;
     }
     a->head = NULL;
+    if (a->host) {
+        s2s_arena_free(a->host);
+        free(a->host);
+        a->host = NULL;
+    }
 }
 
 s2s_arena_mark s2s_arena_get_mark(const s2s_arena *a) {
-    return (s2s_arena_mark){a->head, a->head->used, a->used};
+    s2s_arena_mark m = {a->head, a->head->used, a->used, NULL, 0, 0};
+    if (a->host) {
+        m.host_head = a->host->head;
+        m.host_head_used = a->host->head->used;
+        m.host_used = a->host->used;
+    }
+    return m;
 }
 
 void s2s_arena_rewind(s2s_arena *a, s2s_arena_mark m) {
@@ -70,4 +91,5 @@ void s2s_arena_rewind(s2s_arena *a, s2s_arena_mark m) {
     if (a->head == m.head) a->head->used = m.head_used;
     else a->head->used = 0;
     a->used = m.used;
+    if (a->host) s2s_arena_rewind(a->host, (s2s_arena_mark){m.host_head, m.host_head_used, m.host_used, NULL, 0, 0});
 }

@@ -38,6 +38,7 @@ void s2s_ctx_set_threads(s2s_ctx *ctx, int n) {
 
 void s2s_ctx_free(s2s_ctx *ctx) {
     if (!ctx) return;
+    if (ctx->cuda && ctx->cuda_free) ctx->cuda_free(ctx->cuda);
     s2s_arena_free(&ctx->arena);
     s2s_arena_free(&ctx->scratch);
     free(ctx->tape.nodes);
@@ -57,7 +58,7 @@ void s2s_ctx_step_reset(s2s_ctx *ctx) {
 
 static s2s_tensor *tensor_alloc(s2s_ctx *ctx, s2s_dtype dt, int ndim, const int64_t *shape) {
     S2S_CHECK(ndim >= 0 && ndim <= S2S_MAX_DIMS, "tensors have 0..4 dims, asked for %d", ndim);
-    s2s_tensor *t = s2s_arena_alloc(ctx->cur, sizeof *t);
+    s2s_tensor *t = s2s_arena_alloc_host(ctx->cur, sizeof *t);  // the header on the host, data on the device
     memset(t, 0, sizeof *t);
     t->dtype = dt;
     t->device = ctx->device;
@@ -107,5 +108,6 @@ float *s2s_grad_if(s2s_ctx *ctx, s2s_tensor *t) {
 }
 
 void *s2s_scratch_alloc(s2s_ctx *ctx, size_t bytes) { return s2s_arena_alloc(ctx->cur, bytes); }
+void *s2s_host_alloc(s2s_ctx *ctx, size_t bytes) { return s2s_arena_alloc_host(ctx->cur, bytes); }
 
 size_t s2s_ctx_peak_bytes(const s2s_ctx *ctx) { return ctx->arena.peak + ctx->scratch.peak; }

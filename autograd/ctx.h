@@ -53,6 +53,11 @@ struct s2s_ctx {
     int in_region;
     int pending_eager;     // recorded nodes that applied weight gradients in forward, awaiting backward
     s2s_stats stats;
+    // Per-context CUDA state (cuBLASLt handle, workspace, error flags: ops/cuda/ctx_cuda.cu), created
+    // on the first CUDA op. Autograd knows no op: whoever creates the state sets cuda_free, which
+    // s2s_ctx_free calls.
+    void *cuda;
+    void (*cuda_free)(void *cuda);
 };
 
 typedef struct s2s_ctx_opts {
@@ -83,7 +88,10 @@ s2s_tensor *s2s_zeros_like(s2s_ctx *ctx, const s2s_tensor *t);
 float *s2s_grad(s2s_ctx *ctx, s2s_tensor *t);
 // Gradient buffer only if t wants one, else NULL: what backward functions call for each input.
 float *s2s_grad_if(s2s_ctx *ctx, s2s_tensor *t);
-void *s2s_scratch_alloc(s2s_ctx *ctx, size_t bytes);  // op workspace in the current arena
+void *s2s_scratch_alloc(s2s_ctx *ctx, size_t bytes);  // op workspace in the current arena (on ctx->device)
+// Host memory in the current arena (released with it), for what the host reads and writes: structs
+// an op saves for its backward, tensor headers. On a CPU context it is the same as s2s_scratch_alloc.
+void *s2s_host_alloc(s2s_ctx *ctx, size_t bytes);
 size_t s2s_ctx_peak_bytes(const s2s_ctx *ctx);       // arena + scratch high-water marks
 
 // ---- tape ----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ s2s_node *s2s_record(s2s_ctx *ctx, const char *op, s2s_backward_fn bw, s2s_tenso
     bool any = false;
     for (int k = 0; k < n_in; k++) any |= in[k] && in[k]->requires_grad;
     if (!any) return NULL;  // nothing trainable upstream: this op never needs a backward
-    s2s_node *n = s2s_arena_alloc(ctx->cur, sizeof *n);
+    s2s_node *n = s2s_arena_alloc_host(ctx->cur, sizeof *n);  // host: the tape walks it
     memset(n, 0, sizeof *n);
     n->op = op;
     n->backward = bw;
@@ -140,7 +140,7 @@ void s2s_checkpoint(s2s_ctx *ctx, s2s_region_fn fn, void *user, s2s_tensor **ins
     s2s_arena_rewind(&ctx->scratch, mark);
     if (!needs_grad || !s2s_grad_enabled(ctx)) return;
     // Record the region as one node. Inputs that need no grad are still kept (the re-run reads them).
-    s2s_node *n = s2s_arena_alloc(ctx->cur, sizeof *n);
+    s2s_node *n = s2s_arena_alloc_host(ctx->cur, sizeof *n);  // host: the tape walks it
     memset(n, 0, sizeof *n);
     n->op = "recompute_region";
     n->backward = region_backward;
@@ -151,7 +151,7 @@ void s2s_checkpoint(s2s_ctx *ctx, s2s_region_fn fn, void *user, s2s_tensor **ins
         n->out[k] = outs[k];
         outs[k]->requires_grad = true;
     }
-    region_saved *rs = s2s_arena_alloc(ctx->cur, sizeof *rs);
+    region_saved *rs = s2s_arena_alloc_host(ctx->cur, sizeof *rs);
     rs->fn = fn;
     rs->user = user;
     n->saved = rs;

@@ -4,6 +4,9 @@
 #include <math.h>
 #include "cpu/adamw.h"
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "cuda/kernels.h"
+#endif
 
 void s2s_adamw_update(s2s_ctx *ctx, float *p, const float *g, float *m, float *v, int64_t n, s2s_adamw_cfg cfg,
                       bool decay, int64_t step) {
@@ -24,5 +27,9 @@ void s2s_adamw_update(s2s_ctx *ctx, float *p, const float *g, float *m, float *v
         .eps = (float)cfg.eps,
     };
     if (ctx->device == S2S_CPU) adamw_update_cpu(p, g, m, v, n, s);
+#ifdef S2S_HAVE_CUDA
+    else adamw_update_cuda(ctx, p, g, m, v, n, s);
+#else
     else S2S_NO_CUDA("adamw_update");
+#endif
 }

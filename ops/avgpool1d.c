@@ -2,6 +2,9 @@
 // floor mode), forward and backward. The audio encoder's AvgPool1d(2, 2) is the user.
 #include "cpu/avgpool1d.h"
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "cuda/kernels.h"
+#endif
 
 static void avgpool1d_backward(s2s_ctx *ctx, s2s_node *n) {
     s2s_tensor *x = n->in[0], *y = n->out[0];
@@ -10,7 +13,11 @@ static void avgpool1d_backward(s2s_ctx *ctx, s2s_node *n) {
     int k = (int)n->i[0], stride = (int)n->i[1];
     if (ctx->device == S2S_CPU)
         avgpool1d_backward_cpu(dx, F32(y->grad), x->shape[0] * x->shape[1], x->shape[2], y->shape[2], k, stride);
+#ifdef S2S_HAVE_CUDA
+    else avgpool1d_backward_cuda(ctx, dx, F32(y->grad), x->shape[0] * x->shape[1], x->shape[2], y->shape[2], k, stride);
+#else
     else S2S_NO_CUDA("avgpool1d");
+#endif
 }
 
 s2s_tensor *s2s_avgpool1d(s2s_ctx *ctx, s2s_tensor *x, int k, int stride) {
@@ -22,7 +29,11 @@ s2s_tensor *s2s_avgpool1d(s2s_ctx *ctx, s2s_tensor *x, int k, int stride) {
     int64_t Lout = (L - k) / stride + 1;
     s2s_tensor *y = s2s_new3(ctx, S2S_F32, B, C, Lout);  // [B, C, Lout]
     if (ctx->device == S2S_CPU) avgpool1d_forward_cpu(F32(y), F32(x), B * C, L, Lout, k, stride);
+#ifdef S2S_HAVE_CUDA
+    else avgpool1d_forward_cuda(ctx, F32(y), F32(x), B * C, L, Lout, k, stride);
+#else
     else S2S_NO_CUDA("avgpool1d");
+#endif
     s2s_node *nd = s2s_record(ctx, "avgpool1d", avgpool1d_backward, &x, 1, &y, 1);
     if (nd) {
         nd->i[0] = k;

@@ -2,6 +2,9 @@
 // forward and backward, as im2col + GEMM.
 #include "cpu/conv1d.h"
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "cuda/kernels.h"
+#endif
 
 // The column matrix [Cin*K, Lout] is a workspace only: it is taken from the current arena and given
 // back right after (mark / rewind), so a conv costs its output, not its Cin*K-times-larger columns,
@@ -17,10 +20,16 @@ static void conv1d_backward(s2s_ctx *ctx, s2s_node *n) {
     int64_t B = x->shape[0], Cin = x->shape[1], L = x->shape[2], Cout = w->shape[0], K = w->shape[2];
     int64_t Lout = y->shape[2];
     float *dx = s2s_grad_if(ctx, x), *dw = s2s_grad_if(ctx, w), *db = s2s_grad_if(ctx, b);  // before the mark
+#ifndef S2S_HAVE_CUDA
     if (ctx->device != S2S_CPU) S2S_NO_CUDA("conv1d");
+#endif
     s2s_arena_mark m;
     float *col = col_take(ctx, &m, (dx || dw) ? conv1d_col_floats(Cin, K, Lout, stride, pad) : 0);  // [Cin*K, Lout]
-    conv1d_backward_cpu(ctx, dx, dw, db, F32(y->grad), F32(x), F32(w), col, B, Cin, L, Cout, K, Lout, stride, pad);
+    if (ctx->device == S2S_CPU)
+        conv1d_backward_cpu(ctx, dx, dw, db, F32(y->grad), F32(x), F32(w), col, B, Cin, L, Cout, K, Lout, stride, pad);
+#ifdef S2S_HAVE_CUDA
+    else conv1d_backward_cuda(ctx, dx, dw, db, F32(y->grad), F32(x), F32(w), col, B, Cin, L, Cout, K, Lout, stride, pad);
+#endif
     s2s_arena_rewind(ctx->cur, m);
 }
 
@@ -42,10 +51,16 @@ s2s_tensor *s2s_conv1d(s2s_ctx *ctx, s2s_tensor *x, s2s_tensor *w, s2s_tensor *b
     }
     int64_t Lout = (L + 2 * pad - K) / stride + 1;
     s2s_tensor *y = s2s_new3(ctx, S2S_F32, B, Cout, Lout);  // [B, Cout, Lout]
+#ifndef S2S_HAVE_CUDA
     if (ctx->device != S2S_CPU) S2S_NO_CUDA("conv1d");
+#endif
     s2s_arena_mark m;
     float *col = col_take(ctx, &m, conv1d_col_floats(Cin, K, Lout, stride, pad));  // [Cin*K, Lout]
-    conv1d_forward_cpu(ctx, F32(y), F32(x), F32(w), b ? F32(b) : NULL, col, B, Cin, L, Cout, K, Lout, stride, pad);
+    if (ctx->device == S2S_CPU)
+        conv1d_forward_cpu(ctx, F32(y), F32(x), F32(w), b ? F32(b) : NULL, col, B, Cin, L, Cout, K, Lout, stride, pad);
+#ifdef S2S_HAVE_CUDA
+    else conv1d_forward_cuda(ctx, F32(y), F32(x), F32(w), b ? F32(b) : NULL, col, B, Cin, L, Cout, K, Lout, stride, pad);
+#endif
     s2s_arena_rewind(ctx->cur, m);
     s2s_node *nd = s2s_record(ctx, "conv1d", conv1d_backward, (s2s_tensor *[]){x, w, b}, 3, &y, 1);
     if (nd) {

@@ -2,6 +2,9 @@
 // and backward. The adapter applies it over the channels of a conv output [B, 2C, L].
 #include "cpu/activations.h"
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "cuda/kernels.h"
+#endif
 
 // x viewed as [O, 2, H, I] around the GLU axis (O: dims before it, I: dims after it).
 static void glu_dims(const s2s_tensor *x, int axis, int64_t *O, int64_t *H, int64_t *I) {
@@ -19,7 +22,11 @@ static void glu_backward(s2s_ctx *ctx, s2s_node *n) {
     int64_t O, H, I;
     glu_dims(x, (int)n->i[0], &O, &H, &I);
     if (ctx->device == S2S_CPU) glu_backward_cpu(dx, F32(y->grad), F32(x), O, H, I);
+#ifdef S2S_HAVE_CUDA
+    else glu_backward_cuda(ctx, dx, F32(y->grad), F32(x), O, H, I);
+#else
     else S2S_NO_CUDA("glu");
+#endif
 }
 
 s2s_tensor *s2s_glu(s2s_ctx *ctx, s2s_tensor *x, int axis) {
@@ -36,7 +43,11 @@ s2s_tensor *s2s_glu(s2s_ctx *ctx, s2s_tensor *x, int axis) {
     shape[axis] = H;
     s2s_tensor *y = s2s_new(ctx, S2S_F32, x->ndim, shape);  // x's shape with dim axis halved
     if (ctx->device == S2S_CPU) glu_forward_cpu(F32(y), F32(x), O, H, I);
+#ifdef S2S_HAVE_CUDA
+    else glu_forward_cuda(ctx, F32(y), F32(x), O, H, I);
+#else
     else S2S_NO_CUDA("glu");
+#endif
     s2s_node *nd = s2s_record(ctx, "glu", glu_backward, &x, 1, &y, 1);
     if (nd) nd->i[0] = axis;
     return y;

@@ -2,6 +2,10 @@
 // torch.nn.utils.clip_grad_norm_ semantics). Not taped: runs between backward and the optimizer.
 #include <math.h>
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "../autograd/device.h"
+#include "cuda/kernels.h"
+#endif
 
 // The sum of squares is split into fixed blocks whose partial sums are added in block order, so the
 // result is the same bit for bit for any thread count (a resumed run must clip exactly as before).
@@ -30,8 +34,33 @@ static void scale_cpu(float *g, int64_t n, float f) {
     for (int64_t i = 0; i < n; i++) g[i] *= f;
 }
 
+#ifdef S2S_HAVE_CUDA
+// Each gradient's f64 sum of squares goes to its own device slot; one copy brings them all back and
+// the host adds them in registry order (one synchronisation per norm, not per parameter).
+static double grad_sumsq_all_cuda(s2s_ctx *ctx, s2s_params *params) {
+    s2s_arena_mark mark = s2s_arena_get_mark(ctx->cur);
+    int n = 0;
+    double *slots = s2s_scratch_alloc(ctx, (size_t)(params->n ? params->n : 1) * sizeof(double));  // [n] device
+    for (int i = 0; i < params->n; i++) {  // registry order: fixed
+        s2s_param *q = &params->items[i];
+        if (!q->trainable || !q->t->grad) continue;
+        grad_sumsq_cuda(ctx, F32(q->t->grad), s2s_numel(q->t->grad), slots + n++);
+    }
+    double *host = s2s_malloc((size_t)(n ? n : 1) * sizeof(double));  // [n]
+    if (n) s2s_dev_copy(S2S_CPU, host, ctx->device, slots, (size_t)n * sizeof(double));
+    double s = 0.0;
+    for (int k = 0; k < n; k++) s += host[k];
+    free(host);
+    s2s_arena_rewind(ctx->cur, mark);
+    return s;
+}
+#endif
+
 double s2s_grad_norm(s2s_ctx *ctx, s2s_params *params) {
     S2S_CHECK(params->device == ctx->device, "grad_norm: the registry lives on another device than the context");
+#ifdef S2S_HAVE_CUDA
+    if (ctx->device != S2S_CPU) return sqrt(grad_sumsq_all_cuda(ctx, params));
+#endif
     double s = 0.0;
     for (int i = 0; i < params->n; i++) {  // registry order: fixed
         s2s_param *q = &params->items[i];
@@ -54,7 +83,11 @@ double s2s_grad_clip(s2s_ctx *ctx, s2s_params *params, double max_norm) {
         s2s_param *q = &params->items[i];
         if (!q->trainable || !q->t->grad) continue;
         if (ctx->device == S2S_CPU) scale_cpu(F32(q->t->grad), s2s_numel(q->t->grad), (float)factor);
+#ifdef S2S_HAVE_CUDA
+        else grad_scale_cuda(ctx, F32(q->t->grad), s2s_numel(q->t->grad), (float)factor);
+#else
         else S2S_NO_CUDA("grad_clip");
+#endif
     }
     return norm;
 }

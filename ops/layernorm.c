@@ -2,6 +2,9 @@
 // forward and backward.
 #include "cpu/layernorm.h"
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "cuda/kernels.h"
+#endif
 
 static void layernorm_backward(s2s_ctx *ctx, s2s_node *n) {
     s2s_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out[0];
@@ -9,7 +12,11 @@ static void layernorm_backward(s2s_ctx *ctx, s2s_node *n) {
     const float *stats = n->saved;  // [N, 2]
     if (ctx->device == S2S_CPU)
         layernorm_backward_cpu(ctx, dx, dw, db, F32(y->grad), F32(x), F32(w), stats, s2s_rows(x), s2s_cols(x));
+#ifdef S2S_HAVE_CUDA
+    else layernorm_backward_cuda(ctx, dx, dw, db, F32(y->grad), F32(x), F32(w), stats, s2s_rows(x), s2s_cols(x));
+#else
     else S2S_NO_CUDA("layernorm");
+#endif
 }
 
 s2s_tensor *s2s_layernorm(s2s_ctx *ctx, s2s_tensor *x, s2s_tensor *w, s2s_tensor *b, float eps) {
@@ -28,7 +35,11 @@ s2s_tensor *s2s_layernorm(s2s_ctx *ctx, s2s_tensor *x, s2s_tensor *w, s2s_tensor
     s2s_tensor *y = s2s_new_like(ctx, x);                                          // [..., C]
     float *stats = s2s_scratch_alloc(ctx, (size_t)(N ? N : 1) * 2 * sizeof(float));  // [N, 2] mean, rstd
     if (ctx->device == S2S_CPU) layernorm_forward_cpu(F32(y), stats, F32(x), F32(w), b ? F32(b) : NULL, N, C, eps);
+#ifdef S2S_HAVE_CUDA
+    else layernorm_forward_cuda(ctx, F32(y), stats, F32(x), F32(w), b ? F32(b) : NULL, N, C, eps);
+#else
     else S2S_NO_CUDA("layernorm");
+#endif
     s2s_node *nd = s2s_record(ctx, "layernorm", layernorm_backward, (s2s_tensor *[]){x, w, b}, 3, &y, 1);
     if (nd) nd->saved = stats;
     return y;

@@ -3,6 +3,9 @@
 #include <string.h>
 #include "cpu/shape.h"
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "cuda/kernels.h"
+#endif
 
 static int shape_axis(const s2s_tensor *x, int axis, const char *op) {
     int a = axis < 0 ? axis + x->ndim : axis;
@@ -32,7 +35,11 @@ static void reshape_backward(s2s_ctx *ctx, s2s_node *n) {
     if (!dx) return;
     int64_t N = s2s_numel(x);
     if (ctx->device == S2S_CPU) add_blocks_cpu(dx, N, F32(y->grad), N, 1, N);
+#ifdef S2S_HAVE_CUDA
+    else add_blocks_cuda(ctx, dx, N, F32(y->grad), N, 1, N);
+#else
     else S2S_NO_CUDA("reshape (backward)");
+#endif
 }
 
 s2s_tensor *s2s_reshape(s2s_ctx *ctx, s2s_tensor *x, int ndim, const int64_t *shape) {
@@ -47,7 +54,7 @@ s2s_tensor *s2s_reshape(s2s_ctx *ctx, s2s_tensor *x, int ndim, const int64_t *sh
     S2S_CHECK(numel == s2s_numel(x), "reshape: x %s has %lld elements, the new shape %lld",
               s2s_shape_str(x, sx, sizeof sx), (long long)s2s_numel(x), (long long)numel);
     // A header only: y shares x's data (x is contiguous), so the forward costs nothing.
-    s2s_tensor *y = s2s_arena_alloc(ctx->cur, sizeof *y);
+    s2s_tensor *y = s2s_host_alloc(ctx, sizeof *y);
     memset(y, 0, sizeof *y);
     y->dtype = x->dtype;
     y->device = x->device;
@@ -80,7 +87,11 @@ static void transpose_backward(s2s_ctx *ctx, s2s_node *n) {
     transpose_dims(x, (int)n->i[0], (int)n->i[1], m);
     // dy is [A, D1, B, D0, C]: swapping back is the same permutation with D0 and D1 exchanged.
     if (ctx->device == S2S_CPU) transpose_cpu(dx, F32(y->grad), m[0], m[3], m[2], m[1], m[4], true);
+#ifdef S2S_HAVE_CUDA
+    else transpose_cuda(ctx, dx, F32(y->grad), m[0], m[3], m[2], m[1], m[4], true);
+#else
     else S2S_NO_CUDA("transpose");
+#endif
 }
 
 s2s_tensor *s2s_transpose(s2s_ctx *ctx, s2s_tensor *x, int axis0, int axis1) {
@@ -98,7 +109,11 @@ s2s_tensor *s2s_transpose(s2s_ctx *ctx, s2s_tensor *x, int axis0, int axis1) {
     s2s_tensor *y = s2s_new(ctx, S2S_F32, x->ndim, shape);  // x's shape with a0, a1 swapped
     transpose_dims(x, a0, a1, m);
     if (ctx->device == S2S_CPU) transpose_cpu(F32(y), F32(x), m[0], m[1], m[2], m[3], m[4], false);
+#ifdef S2S_HAVE_CUDA
+    else transpose_cuda(ctx, F32(y), F32(x), m[0], m[1], m[2], m[3], m[4], false);
+#else
     else S2S_NO_CUDA("transpose");
+#endif
     s2s_node *nd = s2s_record(ctx, "transpose", transpose_backward, &x, 1, &y, 1);
     if (nd) {
         nd->i[0] = a0;
@@ -120,7 +135,11 @@ static void concat_backward(s2s_ctx *ctx, s2s_node *n) {
         float *dx = s2s_grad_if(ctx, x);
         if (dx) {
             if (ctx->device == S2S_CPU) add_blocks_cpu(dx, D * I, F32(y->grad) + off * I, Dy * I, O, D * I);
+#ifdef S2S_HAVE_CUDA
+            else add_blocks_cuda(ctx, dx, D * I, F32(y->grad) + off * I, Dy * I, O, D * I);
+#else
             else S2S_NO_CUDA("concat");
+#endif
         }
         off += D;
     }
@@ -159,7 +178,11 @@ s2s_tensor *s2s_concat(s2s_ctx *ctx, s2s_tensor **xs, int n, int axis) {
         int64_t D = xs[k]->shape[a];
         if (ctx->device == S2S_CPU)
             copy_blocks_cpu((char *)y->data + off * I * es, shape[a] * I, xs[k]->data, D * I, O, D * I, es);
+#ifdef S2S_HAVE_CUDA
+        else copy_blocks_cuda(ctx, (char *)y->data + off * I * es, shape[a] * I, xs[k]->data, D * I, O, D * I, es);
+#else
         else S2S_NO_CUDA("concat");
+#endif
         off += D;
     }
     s2s_node *nd = s2s_record(ctx, "concat", concat_backward, xs, n, &y, 1);
@@ -177,7 +200,11 @@ static void slice_backward(s2s_ctx *ctx, s2s_node *n) {
     int64_t start = n->i[1], len = y->shape[axis], D = x->shape[axis], O, I;
     shape_split(x, axis, &O, &I);
     if (ctx->device == S2S_CPU) add_blocks_cpu(dx + start * I, D * I, F32(y->grad), len * I, O, len * I);
+#ifdef S2S_HAVE_CUDA
+    else add_blocks_cuda(ctx, dx + start * I, D * I, F32(y->grad), len * I, O, len * I);
+#else
     else S2S_NO_CUDA("slice");
+#endif
 }
 
 s2s_tensor *s2s_slice(s2s_ctx *ctx, s2s_tensor *x, int axis, int64_t start, int64_t len) {
@@ -194,7 +221,11 @@ s2s_tensor *s2s_slice(s2s_ctx *ctx, s2s_tensor *x, int axis, int64_t start, int6
     size_t es = s2s_dtype_size(x->dtype);
     if (ctx->device == S2S_CPU)
         copy_blocks_cpu(y->data, len * I, (const char *)x->data + start * I * es, D * I, O, len * I, es);
+#ifdef S2S_HAVE_CUDA
+    else copy_blocks_cuda(ctx, y->data, len * I, (const char *)x->data + start * I * es, D * I, O, len * I, es);
+#else
     else S2S_NO_CUDA("slice");
+#endif
     s2s_node *nd = s2s_record(ctx, "slice", slice_backward, &x, 1, &y, 1);
     if (nd) {
         nd->i[0] = a;

@@ -46,7 +46,8 @@
 #define ATTN_MQ 96   // stacked query rows per tile (rows x heads of a group): whole 6-row blocks
 #define LOG2E 1.44269504088896340736f
 
-typedef float f32v __attribute__((vector_size(64), aligned(4)));  // 16 floats, any alignment
+// 16 floats; aligned(4): loads and stores need not be 64-byte aligned; may_alias: they read float arrays.
+typedef float f32v __attribute__((vector_size(64), aligned(4), may_alias));
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -124,9 +125,10 @@ static void counts_merge(s2s_ctx *ctx, const mm_count *c, int nt) {
         ctx->stats.gemm_flops += c[i].flops;
     }
 }
+
 // ---- vector helpers ----------------------------------------------------------------------------------
 
-typedef int32_t i32v __attribute__((vector_size(64)));
+typedef int32_t i32v __attribute__((vector_size(64)));  // lane masks (-1 / 0) and exponent bits
 static const i32v IOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 static inline f32v vld(const float *p) { return *(const f32v *)p; }
@@ -171,22 +173,43 @@ static inline f32v exp2v(f32v x) {
 }
 
 // Score-row steps over the first w (a multiple of 16) columns of a tile row; keys j >= n are
-// masked (p = 0).
-static inline float row_max(const float *s, int64_t w, int64_t n) {
+// masked (p = 0). Only the vector holding key n pays for a mask.
+static inline float row_max(const float *s, int64_t n) {
     f32v m = vsplat(-INFINITY);
-    for (int64_t j = 0; j < w; j += 16) m = vmax(m, vsel(lanes_below(j, n), vld(s + j), vsplat(-INFINITY)));
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) m = vmax(m, vld(s + j));
+    if (j < n) m = vmax(m, vsel(lanes_below(j, n), vld(s + j), vsplat(-INFINITY)));
     return hmax(m);  // -inf when the row sees none of these keys
 }
 
 // s[j] <- exp2(s[j] - m) for j < n, 0 for n <= j < w; returns the sum.
 static inline float row_exp2(float *s, int64_t w, int64_t n, float m) {
     f32v acc = vsplat(0.0f);
-    for (int64_t j = 0; j < w; j += 16) {
-        const f32v p = vsel(lanes_below(j, n), exp2v(vld(s + j) - m), vsplat(0.0f));
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const f32v p = exp2v(vld(s + j) - m);
         vst(s + j, p);
         acc += p;
     }
+    if (j < n) {
+        const f32v p = vsel(lanes_below(j, n), exp2v(vld(s + j) - m), vsplat(0.0f));
+        vst(s + j, p);
+        acc += p;
+        j += 16;
+    }
+    for (; j < w; j += 16) vst(s + j, vsplat(0.0f));
     return hsum(acc);
+}
+
+// P row of the backward: s[j] <- exp2(s[j] - lse) for j < n, 0 for n <= j < w.
+static inline void row_p(float *s, int64_t w, int64_t n, float lse) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) vst(s + j, exp2v(vld(s + j) - lse));
+    if (j < n) {
+        vst(s + j, vsel(lanes_below(j, n), exp2v(vld(s + j) - lse), vsplat(0.0f)));
+        j += 16;
+    }
+    for (; j < w; j += 16) vst(s + j, vsplat(0.0f));
 }
 
 // Keys of the tile starting at k0 (N of them) that query row t may see: all, or (causal) those <= t.
@@ -235,9 +258,9 @@ static void pack_blocks_t(float *dst, const float *src, const attn_shape *sh, co
             for (int64_t k0 = a; k0 < b; k0 += ATTN_BK) {
                 const int64_t N = min64(ATTN_BK, b - k0);
                 float *d = dst + ((h * NB + boff[s] + (k0 - a) / ATTN_BK) * D) * ATTN_BK;  // [D, BK]
-                if (N < ATTN_BK)
-                    for (int64_t e = 0; e < D; e++) memset(d + e * ATTN_BK + N, 0, (size_t)(ATTN_BK - N) * sizeof(float));
-                for (int64_t j = 0; j < N; j++) {  // contiguous reads; the strided writes stay in one L2-sized block
+                for (int64_t e = 0; N < ATTN_BK && e < D; e++)
+                    memset(d + e * ATTN_BK + N, 0, (size_t)(ATTN_BK - N) * sizeof(float));
+                for (int64_t j = 0; j < N; j++) {  // contiguous reads; strided writes stay in one L2-sized block
                     const float *row = src + ((k0 + j) * H + h) * D;
                     for (int64_t e = 0; e < D; e++) d[e * ATTN_BK + j] = row[e];
                 }
@@ -279,7 +302,7 @@ static void fwd_unit(const attn_shape *sh, const fwd_args *A, mm_count *cnt, flo
         for (int64_t r = 0; r < M; r++) {
             float *sr = S + r * ATTN_BK;
             const int64_t n = visible(sh, q0 + r / g, k0, Ne);
-            const float mx = row_max(sr, w, n);
+            const float mx = row_max(sr, n);
             const float mnew = first ? mx : fmaxf(m[r], mx);
             const float sum = row_exp2(sr, w, n, mnew);
             if (first) {
@@ -361,18 +384,18 @@ typedef struct {
     int nch;                 // key-block chunks per (sample, kv head)
 } bwd_args;
 
-// dq: where this unit's dQ goes ([T, Hq, D]: the gradient itself, or its chunk's partial), or NULL.
-static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, float *ws, attn_unit u, float *dq) {
+// dqp: this unit's chunk's dQ accumulator [Hkv, T, g, Dp] (group-major like Qp, so tile products
+// accumulate into it in place), or NULL when q needs no gradient.
+static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, float *ws, attn_unit u, float *dqp) {
     const int64_t T = sh->T, D = sh->D, Dp = A->Dp, Hq = sh->Hq, Hkv = sh->Hkv, g = Hq / Hkv;
     const int64_t BQ = query_block(g), MQ = BQ * g;
     const int64_t a = sh->cu[u.s], b = sh->cu[u.s + 1];
     const int64_t nkb = (b - a + ATTN_BK - 1) / ATTN_BK;
     const float c = sh->scale * LOG2E;
-    const bool want_ds = dq || A->dk;
+    const bool want_ds = dqp || A->dk;
     float *P = ws;                    // [M, BK] probabilities
     float *dP = P + MQ * ATTN_BK;     // [M, BK] dO V^T, then dS
-    float *dQt = dP + MQ * ATTN_BK;   // [M, Dp] this tile pair's dQ
-    float *dKa = dQt + MQ * Dp;       // [BK, Dp] dK of the key block
+    float *dKa = dP + MQ * ATTN_BK;   // [BK, Dp] dK of the key block
     float *dVa = dKa + ATTN_BK * Dp;  // [BK, Dp] dV of the key block
 
     // Round-robin key blocks over chunks: with causal masks, early key blocks are seen by more
@@ -397,8 +420,7 @@ static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, flo
             for (int64_t r = 0; r < M; r++) {
                 float *pr = P + r * ATTN_BK;
                 const int64_t n = visible(sh, q0 + r / g, k0, Ne);
-                for (int64_t j = 0; j < w; j += 16)
-                    vst(pr + j, vsel(lanes_below(j, n), exp2v(vld(pr + j) - lt[r]), vsplat(0.0f)));
+                row_p(pr, w, n, lt[r]);
             }
             if (A->dv)  // dV[key] += sum_r P[r, key] dO[r]
                 tile_mm(cnt, Ne, Dp / 16, M, P, 1, ATTN_BK, dOt, Dp, dVa, Dp, 1.0f, true);
@@ -409,14 +431,7 @@ static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, flo
                 const float *pr = P + r * ATTN_BK;
                 for (int64_t j = 0; j < w; j += 16) vst(ds + j, sh->scale * vld(pr + j) * (vld(ds + j) - Dt[r]));
             }
-            if (dq) {
-                tile_mm(cnt, M, Dp / 16, Ne, dP, ATTN_BK, 1, Kb, Dp, dQt, Dp, 1.0f, false);
-                for (int64_t r = 0; r < M; r++) {
-                    float *dst = dq + ((q0 + r / g) * Hq + u.h * g + r % g) * D;
-                    const float *src = dQt + r * Dp;
-                    for (int64_t e = 0; e < D; e++) dst[e] += src[e];
-                }
-            }
+            if (dqp) tile_mm(cnt, M, Dp / 16, Ne, dP, ATTN_BK, 1, Kb, Dp, dqp + ro * Dp, Dp, 1.0f, true);
             if (A->dk)  // dK[key] += sum_r dS[r, key] Q[r]
                 tile_mm(cnt, Ne, Dp / 16, M, dP, 1, ATTN_BK, Qt, Dp, dKa, Dp, 1.0f, true);
         }
@@ -476,16 +491,17 @@ void attention_backward_cpu(s2s_ctx *ctx, const attn_shape *sh, float *dq, float
     const int64_t base = busy * Hkv;
     int nch = 1;
     if (nt > 1 && dq && base > 0 && base < 4 * nt) nch = (int)min64((4 * nt + base - 1) / base, max_nkb);
-    float *part = NULL;  // [nch, T, Hq, D] partial dQ when chunks share query rows
-    const size_t nq = (size_t)(T * Hq * D);
-    if (nch > 1) {
-        part = s2s_scratch_alloc(ctx, (size_t)nch * nq * sizeof(float));
-        memset(part, 0, (size_t)nch * nq * sizeof(float));
+    const size_t nqp = (size_t)(T * Hq * Dp);
+    float *dqp = NULL;  // [nch, Hkv, T, g, Dp] dQ accumulators, one per chunk
+    if (dq) {
+        dqp = s2s_scratch_alloc(ctx, (size_t)nch * nqp * sizeof(float));
+        #pragma omp parallel for schedule(static) num_threads(nt) if (nch * nqp > 65536)
+        for (int64_t i = 0; i < nch * Hkv * T; i++) memset(dqp + i * g * Dp, 0, (size_t)(g * Dp) * sizeof(float));
     }
     const bwd_args A = {dk, dv, Qp, dOp, KT, VT, Kp, lse2, Dv, boff, NB, Dp, nch};
     const int64_t n_units = (int64_t)sh->S * Hkv * nch;
 
-    const int64_t MQ = query_block(g) * g, wsf = 2 * MQ * ATTN_BK + MQ * Dp + 2 * ATTN_BK * Dp;  // per-thread floats
+    const int64_t MQ = query_block(g) * g, wsf = 2 * MQ * ATTN_BK + 2 * ATTN_BK * Dp;  // per-thread floats
     float *ws = s2s_scratch_alloc(ctx, (size_t)(nt * wsf) * sizeof(float));
     mm_count *cnt = s2s_scratch_alloc(ctx, (size_t)nt * sizeof *cnt);
     memset(cnt, 0, (size_t)nt * sizeof *cnt);
@@ -494,17 +510,18 @@ void attention_backward_cpu(s2s_ctx *ctx, const attn_shape *sh, float *dq, float
         const attn_unit u = {(int32_t)(i / (Hkv * nch)), (int32_t)(i / nch % Hkv), (int32_t)(i % nch)};
         if (sh->cu[u.s + 1] == sh->cu[u.s]) continue;
         const int tid = thread_id();
-        float *dqt = !dq ? NULL : nch > 1 ? part + (size_t)u.blk * nq : dq;
-        bwd_unit(sh, &A, &cnt[tid], ws + tid * wsf, u, dqt);
+        bwd_unit(sh, &A, &cnt[tid], ws + tid * wsf, u, dq ? dqp + (size_t)u.blk * nqp : NULL);
     }
     counts_merge(ctx, cnt, nt);
-    if (nch > 1) {  // dq += partials, chunk 0 first
-        #pragma omp parallel for schedule(static) num_threads(nt)
-        for (size_t i = 0; i < nq; i++) {
-            float s = dq[i];
-            for (int ch = 0; ch < nch; ch++) s += part[(size_t)ch * nq + i];
-            dq[i] = s;
-        }
+    if (dq) {  // dq += the chunks' accumulators, chunk 0 first, back in the [T, Hq, D] layout
+        #pragma omp parallel for schedule(static) num_threads(nt) if (T * Hq * D > 65536)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t h = 0; h < Hq; h++) {
+                float *dst = dq + (t * Hq + h) * D;                   // [D]
+                const float *src = dqp + (((h / g) * T + t) * g + h % g) * Dp;  // [Dp] of chunk 0
+                for (int ch = 0; ch < nch; ch++)
+                    for (int64_t e = 0; e < D; e++) dst[e] += src[(size_t)ch * nqp + e];
+            }
     }
     s2s_arena_rewind(ctx->cur, mark);
 }

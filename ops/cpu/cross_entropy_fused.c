@@ -1,17 +1,18 @@
 #include "cross_entropy_fused.h"
 #include <math.h>
 #include <string.h>
-#include <stdlib.h>
 #include "gemm.h"
 #include "softmax.h"
 
 loss_plan loss_plan_make(int64_t M, int64_t V, int n_sets, bool whole_rows) {
-    const int64_t budget = (int64_t)(getenv("XBUD") ? (size_t)atoi(getenv("XBUD")) << 20 : S2S_LOSS_CHUNK_BYTES) / (n_sets * (int64_t)sizeof(float));  // floats per set
+    const int64_t budget = (int64_t)S2S_LOSS_CHUNK_BYTES / (n_sets * (int64_t)sizeof(float));  // floats per set
     loss_plan p;
     if (whole_rows) {
         p.vblk = V;
         p.R = budget / V;
-        p.R = p.R < S2S_LOSS_MIN_ROWS ? S2S_LOSS_MIN_ROWS : p.R > S2S_LOSS_MAX_ROWS ? S2S_LOSS_MAX_ROWS : p.R & ~(int64_t)7;
+        p.R = p.R < S2S_LOSS_MIN_ROWS   ? S2S_LOSS_MIN_ROWS
+              : p.R > S2S_LOSS_MAX_ROWS ? S2S_LOSS_MAX_ROWS
+                                        : p.R & ~(int64_t)7;  // whole GEMM register blocks
     } else {
         p.R = S2S_LOSS_MAX_ROWS;
         p.vblk = budget / p.R;

@@ -1,0 +1,81 @@
+// omnispeech.h — OpenS2S's OmniSpeechModel (src/modeling_omnispeech.py): audio encoder -> adapter spliced into
+// the LLM at the -200 placeholders -> LLM loss; final-norm hidden states of the token_type 1 spans -> llm2tts +
+// llm_ln -> interleaved M:N with unit embeddings after a speaker row -> TTS-LM loss; loss = w_llm CE_llm +
+// w_tts CE_tts (OpenS2S: both weights 1).
+//
+// A batch is OpenS2S's collated batch (input_ids / attention_mask / labels / token_types [B, L], right-padded),
+// the log-mel of its audios in placeholder order, and one unit sequence (EOS included) per speech span.
+// Inside, everything is packed: the valid tokens of each sample with its audio rows spliced in, positions
+// restarting at 0 per sample, attention never crossing samples — what transformers computes on OpenS2S's
+// right-padded batch (positions arange(L), padding masked). docs/forward-batch.md has the details and the few
+// places where OpenS2S's behaviour is degenerate and s2s does the sane thing instead.
+//
+// Parameters (one registry, OpenS2S names): audio_encoder_model.* (registered frozen, as in every stage),
+// audio_adapter.*, llm_model.*, tts_lm_model.* (with spk2tts / spk_ln), llm2tts.weight [H_tts, H_llm],
+// llm_ln.{weight,bias} [H_tts]. Freezing is the registry's trainable flag (s2s_params_set_trainable by prefix);
+// a frozen part records nothing and computes no weight gradient.
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include "../autograd/params.h"
+#include "../ops/ops.h"
+#include "adapter.h"
+#include "audio_encoder.h"
+#include "hf_config.h"
+#include "qwen3.h"
+
+#define S2S_AUDIO_TOKEN_INDEX (-200)  // OpenS2S AUDIO_TOKEN_INDEX: the next audio's adapter rows go here
+
+typedef struct s2s_omnispeech {
+    s2s_omnispeech_config cfg;
+    s2s_audio_encoder enc;
+    s2s_adapter adapter;
+    s2s_qwen3 llm;            // "llm_model."
+    s2s_qwen3 tts;            // "tts_lm_model." with the speaker bridge
+    s2s_tensor *llm2tts;      // [H_tts, H_llm], no bias
+    s2s_tensor *llm_ln_w, *llm_ln_b;  // [H_tts], LayerNorm eps 1e-5
+    float w_llm, w_tts;       // loss weights (1, 1 as OpenS2S)
+    bool recompute;           // a recompute region per decoder layer (set with s2s_omnispeech_set_recompute)
+} s2s_omnispeech;
+
+// Register every parameter of a model described by c in P (zero-filled: load a checkpoint or call
+// s2s_omnispeech_init_weights). Encoder frozen, everything else trainable.
+void s2s_omnispeech_create(s2s_omnispeech *m, s2s_params *P, const s2s_omnispeech_config *c);
+void s2s_omnispeech_free(s2s_omnispeech *m);  // the structs only: parameters belong to the registry
+// One recompute region per encoder and decoder layer: only layer inputs stay for backward.
+void s2s_omnispeech_set_recompute(s2s_omnispeech *m, bool on);
+
+// A freshly constructed OpenS2S model: the encoder, LLM and TTS-LM as transformers' _init_weights leaves them
+// (normal(0, initializer_range) matrices and embeddings, zero biases and pad rows, unit norms), the adapter,
+// llm2tts and llm_ln with PyTorch's module defaults (OmniSpeechModel runs no init of its own on them).
+// Deterministic from seed.
+void s2s_omnispeech_init_weights(s2s_omnispeech *m, uint64_t seed);
+
+// One batch, on the host except mel / spk (on ctx's device). Shapes in docs/forward-batch.md.
+typedef struct s2s_omni_batch {
+    int64_t B, L;
+    const int32_t *input_ids;       // [B, L]; S2S_AUDIO_TOKEN_INDEX marks an audio
+    const int32_t *attention_mask;  // [B, L] 1 then 0 (right padding); NULL = all valid
+    const int32_t *labels;          // [B, L] S2S_IGNORE_INDEX = not supervised; NULL = none
+    const int32_t *token_types;     // [B, L] 1 = speech response; NULL = all 0
+    s2s_tensor *mel;                // [A, n_mels, k * chunk_frames] f32, or NULL when A == 0
+    const int64_t *mel_frames;      // [A] valid frames
+    int64_t A;
+    const int32_t *units;           // unit ids (TTS vocabulary, EOS included) of all spans, concatenated
+    const int64_t *units_len;       // [n_units] one per speech span, in span order
+    int64_t n_units;                // 0: no speech output in the batch (OpenS2S's speech_units None)
+    s2s_tensor *spk;                // [n_units, 512] speaker embeddings, or NULL = zeros
+} s2s_omni_batch;
+
+typedef struct s2s_omni_out {
+    s2s_tensor *loss;          // scalar: w_llm loss_llm + w_tts loss_tts, what backward starts from
+    double loss_llm, loss_tts; // the unweighted terms (loss_tts 0 without speech output)
+    s2s_tensor *llm_hidden;    // [T, H_llm] final-norm LLM hidden states, packed (audio spliced in)
+    s2s_tensor *llm_cu_seqlens;  // i32 [B + 1] sample b owns llm_hidden rows cu[b]..cu[b+1]
+    int64_t n_llm_targets, n_tts_targets;  // supervised rows behind each mean
+    int64_t n_spans;
+} s2s_omni_out;
+
+// The forward of OpenS2S OmniSpeechModel.forward on one batch. With grad mode on, backward from out.loss
+// reaches every trainable parameter.
+s2s_omni_out s2s_omnispeech_forward(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_batch *b);
