@@ -113,8 +113,10 @@ def best_of(fn, n):
 
 
 def s2s_bench_ms(path, n):
+    # One thread: the comparison is per core (the extractor's numpy path is single-threaded), and a
+    # single thread is not thrown off by other tests running beside this one.
     r = subprocess.run([S2S, "mel", "--audio", path, "--out", path + ".bench.safetensors", "--bench", str(n)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     line = [l for l in r.stdout.splitlines() if l.startswith("mel_ms")]
     return float(line[0].split()[1]) if line else float("nan")
 

@@ -139,7 +139,7 @@ def cases():
         mask = (torch.rand(n, generator=torch.Generator().manual_seed(SEED + 7 * n)) >= frac).int()
         if 0 < frac < 1 and n > 1:
             mask[0], mask[-1] = 0, 1
-        h_t = randn(n, c)
+        h_t = randn(n, c, scale=2.5)  # sharper than the student: KL(p||q) and KL(q||p) clearly differ
         h_t[mask == 0] *= 4  # masked-out rows far from the student: counting them must show
         inp = {"h_s": randn(n, c), "h_t": h_t, "w": randn(v, c, scale=c ** -0.5 * 3), "mask": mask}
         muts = [("wrong temperature (T=1)", lambda t, a: kl_ref(t["h_s"], t["h_t"], t["w"], t["mask"], 1.0)),
