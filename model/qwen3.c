@@ -226,7 +226,7 @@ s2s_tensor *s2s_qwen3_forward(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *x, s
     s2s_qwen3_fwd none = {0};
     if (!f) f = &none;
     for (int64_t l = 0; l < cfg->num_hidden_layers; l++) {
-        layer_call *c = s2s_scratch_alloc(ctx, sizeof *c);
+        layer_call *c = s2s_host_alloc(ctx, sizeof *c);
         *c = (layer_call){.q = q, .l = l, .f = *f};
         if (f->recompute) {
             s2s_tensor *ins[3] = {x, pos, cu_seqlens}, *out = NULL;

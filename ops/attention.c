@@ -41,7 +41,7 @@ s2s_tensor *s2s_attention(s2s_ctx *ctx, s2s_tensor *q, s2s_tensor *k, s2s_tensor
     s2s_tensor *o = s2s_new3(ctx, S2S_F32, T, Hq, D);  // [T, Hq, D]
     // What backward needs; released again below when nothing is recorded (inference, frozen inputs).
     s2s_arena_mark mark = s2s_arena_get_mark(ctx->cur);
-    attn_saved *sv = s2s_scratch_alloc(ctx, sizeof *sv);
+    attn_saved *sv = s2s_host_alloc(ctx, sizeof *sv);
     const int32_t *cu = sv->one;
     int S = 1;
     sv->one[0] = 0;

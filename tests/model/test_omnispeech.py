@@ -30,6 +30,7 @@ BATCHES = ["s2s", "t2s", "text", "mixed"]
 TOL = 1e-5          # losses, llm_hidden
 TOL_GRAD = 5e-5     # gradients: f32 accumulation over hundreds of rows
 MUTANT_MIN = 10 * TOL
+MEL_SEED = 11       # tools/fixtures/gen_omnispeech.py MEL_SEED
 TMP = tempfile.mkdtemp(prefix="s2s_test_omni_")
 failures = []
 worst = {}
@@ -62,9 +63,10 @@ def batch_file(name, exp, per_span=False):
     t = {k: exp[k] for k in INPUTS if k in exp}
     if "mel_shape" in exp:
         shape = tuple(int(v) for v in exp["mel_shape"])
-        t["mel"] = hash_unit(11, int(np.prod(shape))).reshape(shape)
+        t["mel"] = hash_unit(MEL_SEED, int(np.prod(shape))).reshape(shape)
     if per_span and "units" in t:
-        eos = 79
+        with open(os.path.join(MODEL, "config.json")) as f:
+            eos = json.load(f)["tts_lm_config"]["eos_token_id"]
         rows, spk = [], []
         for s in range(t["units"].shape[0]):
             r = list(t["units"][s, :t["units_len"][s]])
