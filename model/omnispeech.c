@@ -56,7 +56,10 @@ static void fill(s2s_tensor *t, char kind, double a, uint64_t seed) {
     s2s_rng r;
     rng_for(&r, seed, t->name);
     if (kind == 'n') s2s_rng_fill_normal(&r, v, n, (float)a);
-    for (int64_t i = 0; i < n && kind != 'n'; i++) v[i] = kind == 'u' ? (float)((2 * s2s_rng_uniform(&r) - 1) * a) : (float)a;
+    else if (kind == 'u')
+        for (int64_t i = 0; i < n; i++) v[i] = (float)((2 * s2s_rng_uniform(&r) - 1) * a);
+    else
+        for (int64_t i = 0; i < n; i++) v[i] = (float)a;
     s2s_dev_copy(t->device, t->data, S2S_CPU, v, (size_t)n * sizeof(float));
     free(v);
 }
