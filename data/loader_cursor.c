@@ -27,8 +27,8 @@ char *s2s_loader_cursor_json(const s2s_loader_cursor *c) {
 // An integer member that a double holds exactly (|v| < 2^53).
 static int get_int(const cJSON *o, const char *name, int64_t *out, s2s_derr *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble || v->valuedouble < 0 ||
-        v->valuedouble > 9007199254740992.0)
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)  // range first: the cast of a huge double is UB
         return s2s_derr_set(e, "loader cursor: '%s' must be a non-negative integer", name);
     *out = (int64_t)v->valuedouble;
     return 0;

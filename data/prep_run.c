@@ -76,6 +76,7 @@ static int is_output_name(const char *n) {
 
 static int mkdirs(const char *dir, s2s_derr *e) {
     char buf[4096];
+    if (!*dir) return s2s_derr_set(e, "the output directory is an empty string");  // the loop starts at buf + 1
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return s2s_derr_set(e, "%s: path too long", dir);
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || !*p) {

@@ -29,6 +29,8 @@ if [ "${S2S_NO_PY:-0}" != "1" ]; then
   done
   if [ ${#need[@]} -gt 0 ]; then
     echo "deps: pip installing ${need[*]}"
-    $PY -m pip install -q --disable-pip-version-check "${need[@]}"
+    # A distribution Python may refuse system-wide installs (PEP 668): fall back to the user site.
+    $PY -m pip install -q --disable-pip-version-check "${need[@]}" 2>/dev/null ||
+      $PY -m pip install -q --disable-pip-version-check --user --break-system-packages "${need[@]}"
   fi
 fi

@@ -5,7 +5,7 @@
 #include "../autograd/check.h"
 #include "../autograd/device.h"
 #include "../autograd/rng.h"
-#include "../ops/cpu/gemm.h"
+#include "../ops/ops.h"
 
 #define ROW_BLOCK 1024  // rows per GEMM block: bounded workspace whatever the vocabulary
 
@@ -56,7 +56,7 @@ void s2s_vocab_init_rows(s2s_ctx *ctx, s2s_tensor *w, int64_t n_old, uint64_t se
         const int64_t nb = n_old - r0 < ROW_BLOCK ? n_old - r0 : ROW_BLOCK;
         for (int64_t r = 0; r < nb; r++)
             for (int64_t c = 0; c < C; c++) blk[r * C + c] = (float)(x[(r0 + r) * C + c] - mu[c]);
-        gemm_cpu(ctx, true, false, C, C, nb, 1.0f / (float)n_old, blk, C, blk, C, 1.0f, sig, C);
+        s2s_gemm_host(ctx, true, false, C, C, nb, 1.0f / (float)n_old, blk, C, blk, C, 1.0f, sig, C);
     }
     double *L = s2s_malloc((size_t)(C * C) * sizeof(double));  // L [C, C]
     for (int64_t i = 0; i < C; i++)  // symmetrise: the GEMM's two triangles may differ in the last bit
@@ -80,7 +80,7 @@ void s2s_vocab_init_rows(s2s_ctx *ctx, s2s_tensor *w, int64_t n_old, uint64_t se
             float *dst = x + (n_old + r0) * C;              // dst [nb, C]
             for (int64_t r = 0; r < nb; r++)
                 for (int64_t c = 0; c < C; c++) dst[r * C + c] = (float)mu[c];
-            gemm_cpu(ctx, false, true, nb, C, C, 1.0f, blk, C, lt, C, 1.0f, dst, C);  // mu + z L^T
+            s2s_gemm_host(ctx, false, true, nb, C, C, 1.0f, blk, C, lt, C, 1.0f, dst, C);  // mu + z L^T
         }
     }
     if (!host) {

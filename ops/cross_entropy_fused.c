@@ -63,7 +63,7 @@ s2s_tensor *s2s_cross_entropy_fused(s2s_ctx *ctx, s2s_tensor *h, s2s_tensor *w, 
         M++;
     }
     s2s_tensor *y = s2s_new(ctx, S2S_F32, 0, NULL);  // scalar
-    ce_fused_saved *s = s2s_scratch_alloc(ctx, sizeof *s);
+    ce_fused_saved *s = s2s_host_alloc(ctx, sizeof *s);  // read by the host in backward
     int32_t *rows = s2s_scratch_alloc(ctx, (size_t)(M + 1) * sizeof(int32_t));  // [M]
     int32_t *rlab = s2s_scratch_alloc(ctx, (size_t)(M + 1) * sizeof(int32_t));  // [M]
     for (int64_t i = 0, m = 0; i < N; i++)

@@ -64,7 +64,7 @@ s2s_tensor *s2s_kl_fused(s2s_ctx *ctx, s2s_tensor *h_s, s2s_tensor *h_t, s2s_ten
         M += mk[i];
     }
     s2s_tensor *y = s2s_new(ctx, S2S_F32, 0, NULL);  // scalar
-    kl_saved *s = s2s_scratch_alloc(ctx, sizeof *s);
+    kl_saved *s = s2s_host_alloc(ctx, sizeof *s);  // read by the host in backward
     int32_t *rows = s2s_scratch_alloc(ctx, (size_t)(M + 1) * sizeof(int32_t));  // [M]
     for (int64_t i = 0, m = 0; i < N; i++)
         if (mk[i]) rows[m++] = (int32_t)i;

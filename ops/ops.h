@@ -37,6 +37,11 @@ s2s_tensor *s2s_embedding(s2s_ctx *ctx, s2s_tensor *ids, s2s_tensor *w);
 s2s_tensor *s2s_linear(s2s_ctx *ctx, s2s_tensor *x, s2s_tensor *w, s2s_tensor *b);
 // a [B, M, K], b [B, K, N] (or [B, N, K] when trans_b) -> [B, M, N]
 s2s_tensor *s2s_bmm(s2s_ctx *ctx, s2s_tensor *a, s2s_tensor *b, bool trans_b);
+// Not an op (not taped): f32 GEMM on plain row-major host arrays, whatever the context's device, for one-off
+// set-up outside the step (vocabulary resizing). C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C with
+// op = transpose when ta / tb; counted in ctx->stats like every CPU GEMM.
+void s2s_gemm_host(s2s_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 // ---- normalisation ---------------------------------------------------------------------------------
 s2s_tensor *s2s_rmsnorm(s2s_ctx *ctx, s2s_tensor *x, s2s_tensor *w, float eps);                 // x [..., C], w [C]

@@ -143,6 +143,8 @@ def main():
     # Freezing the LLM: no LLM gradients written, the rest unchanged (gradients still flow through it).
     fr = forward(bf, MODEL, "--grads", "--unfreeze-audio", "--freeze", "llm_model.")
     check(not any(k.startswith("grad.llm_model.") for k in fr), "frozen LLM: LLM gradients written")
+    want = sorted(k for k in got if k.startswith("grad.") and not k.startswith("grad.llm_model."))
+    check(sorted(k for k in fr if k.startswith("grad.")) == want, "frozen LLM: the other gradients are not all written")
     for k in fr:
         if k.startswith("grad."):
             check(np.array_equal(fr[k], got[k]), f"frozen LLM: {k} changed")

@@ -38,6 +38,11 @@ def max_rel_err(a, b):
     return ((a - b).abs().max() / (b.abs().max() + 1e-30)).item() if b.numel() else 0.0
 
 
+def _same_shape(a, b):
+    """Shapes equal, or both a single element (a scalar loss may come back as [1])."""
+    return tuple(a.shape) == tuple(b.shape) or (a.numel() == 1 and b.numel() == 1)
+
+
 class Case:
     # mutant_grads: a mutant also counts as caught when one of its gradients (same upstream dy) is off,
     # so backward-only bugs can be planted (e.g. with out = ref.detach() + (bug - bug.detach())).
@@ -92,11 +97,15 @@ def run_case(binary, case, dys=None):
     report = []
     names = ["out", "out1", "out2", "out3"]
     for i, o in enumerate(outs[: case.n_out]):
+        if not _same_shape(got[names[i]], o):  # max_rel_err would broadcast a wrong shape into a pass
+            errors.append(f"{case.name}: {names[i]} shape {list(got[names[i]].shape)} != reference {list(o.shape)}")
         e = max_rel_err(got[names[i]], o.detach())
         report.append(f"{names[i]}={e:.1e}")
         if not (e <= case.tol):
             errors.append(f"{case.name}: {names[i]} rel err {e:.3e} > tol {case.tol:.0e}")
     for k, g in grads.items():
+        if not _same_shape(got["grad." + k], g):
+            errors.append(f"{case.name}: grad of {k} shape {list(got['grad.' + k].shape)} != {list(g.shape)}")
         e = max_rel_err(got["grad." + k], g)
         report.append(f"d{k}={e:.1e}")
         if not (e <= case.tol):

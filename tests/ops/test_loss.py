@@ -3,11 +3,14 @@ checks that compare s2s runs with each other: GEMM counts (frozen weights skip t
 unfused, peak memory independent of N * V, determinism, and the eager-gradient bookkeeping
 (no_grad path, refusal inside a recompute region, pending_eager).
 
-Tolerances (max |err| / max |ref|, see harness.max_rel_err):
-- softmax, cross_entropy on given logits: 1e-5 (f32 rows, f64 row sums; measured ~1e-7).
-- fused losses: the logits come from f32 GEMMs over C, so 3e-5 for C <= 64 and 1e-4 above
-  (measured ~1e-6 .. 1e-5).
-- s2s fused vs s2s unfused on the same data: 1e-5 (same math, different GEMM blocking).
+Tolerances (max |err| / max |ref|, see harness.max_rel_err), with the largest errors seen over
+repeated seeded runs:
+- softmax, cross_entropy on given logits: 1e-5 (f32 rows, f64 row sums; seen <= 4e-6).
+- fused losses: the logits come from f32 GEMMs over C: 3e-5 for C <= 64, 1e-4 above and for KL
+  (seen <= 1e-5, the teacher gradient of KL; CE <= 3e-6).
+- s2s fused vs s2s unfused on the same data: 1e-5 (same math, different GEMM blocking; seen ~1e-6).
+Mutants are checked on the loss and on every gradient (mutant_grads); the smallest margin seen is
+~90x the tolerance (label off by one).
 
 Deliberate difference from PyTorch: when every label is ignored (every mask entry 0) the loss is 0
 with zero gradients; PyTorch's mean reduction gives NaN (0/0). The references below encode ours.
@@ -77,13 +80,15 @@ CE_FUSED_MUTANTS = [
 # ---- cases against PyTorch ------------------------------------------------------------------------
 def cases():
     out = []
-    for shape, scale in [((1, 1), 1.0), ((2, 1), 1.0), ((7, 13), 1.0), ((3, 5, 129), 3.0), ((4, 3001), 20.0)]:
+    # (shape, scale, offset): +1000 overflows exp unless the row max is subtracted first
+    for shape, scale, off in [((1, 1), 1.0, 0.0), ((2, 1), 1.0, 0.0), ((7, 13), 1.0, 0.0), ((3, 5, 129), 3.0, 0.0),
+                              ((4, 3001), 6.0, 1000.0)]:
         muts = []
         if shape[-1] > 1:
             muts.append(("temperature 1.05", lambda t, a: torch.softmax(t["x"] * 1.05, -1)))
         if len(shape) == 2 and shape[0] > 1 and shape[1] > 1:
             muts.append(("softmax over the first dim", lambda t, a: torch.softmax(t["x"], 0)))
-        out.append(Case(f"softmax {list(shape)} scale={scale}", "softmax", {"x": randn(*shape, scale=scale)},
+        out.append(Case(f"softmax {list(shape)} scale={scale} offset={off}", "softmax", {"x": randn(*shape, scale=scale) + off},
                         lambda t, a: torch.softmax(t["x"], -1), grad=["x"], tol=1e-5, mutants=muts))
 
     # plain cross-entropy: (N, V, fraction ignored, ignore_index, logit scale)
@@ -99,7 +104,7 @@ def cases():
                 ("label off by one", lambda t, a: ce_ref(t["logits"], t["labels"], a["ignore_index"], label_shift=1))]
         out.append(Case(f"cross_entropy n={n} v={v} ignored={int((lab == ig).sum())} ig={ig}", "cross_entropy",
                         inp, lambda t, a: ce_ref(t["logits"], t["labels"], a["ignore_index"]), grad=["logits"],
-                        attrs={"ignore_index": ig}, tol=1e-5, mutants=muts if some else ()))
+                        attrs={"ignore_index": ig}, tol=1e-5, mutants=muts if some else (), mutant_grads=True))
 
     # fused cross-entropy: (N, C, V, fraction ignored, weight, grads, dy=1)
     specs = [(1, 3, 5, 0.0, 1.0, ["h", "w"], False),
@@ -114,11 +119,13 @@ def cases():
              (5, 8, 100, 1.0, 1.0, ["h", "w"], False)]       # all ignored: 0, zero grads
     for n, c, v, frac, wt, grad, ones in specs:
         lab = labels_with_ignored(n, v, frac) if frac < 1 else torch.full((n,), -100, dtype=torch.int32)
-        inp = {"h": randn(n, c), "w": randn(v, c, scale=c ** -0.5 * 2), "labels": lab}
+        # one row: keep its loss O(1) (a near-certain row's loss lse - z_y cancels in f32, and with
+        # one row nothing else sets the scale the error is measured against)
+        inp = {"h": randn(n, c), "w": randn(v, c, scale=c ** -0.5 * (0.5 if n == 1 else 2)), "labels": lab}
         some = 0 < (lab == -100).sum() < n
         cs = Case(f"ce_fused n={n} c={c} v={v} ign={int((lab == -100).sum())} wt={wt} grad={grad}{' dy=1' if ones else ''}",
                   "cross_entropy_fused", inp, ce_fused_ref, grad=grad, attrs={"ignore_index": -100, "weight": wt},
-                  tol=3e-5 if c <= 64 else 1e-4, mutants=CE_FUSED_MUTANTS if some else ())
+                  tol=3e-5 if c <= 64 else 1e-4, mutants=CE_FUSED_MUTANTS if some else (), mutant_grads=True)
         cs.dy_ones = ones
         out.append(cs)
     # a custom ignore index
@@ -126,7 +133,7 @@ def cases():
     lab[::4] = 7
     out.append(Case("ce_fused ignore_index=7", "cross_entropy_fused",
                     {"h": randn(19, 10), "w": randn(300, 10), "labels": lab}, ce_fused_ref, grad=["h", "w"],
-                    attrs={"ignore_index": 7, "weight": 1.0}, tol=3e-5, mutants=CE_FUSED_MUTANTS))
+                    attrs={"ignore_index": 7, "weight": 1.0}, tol=3e-5, mutants=CE_FUSED_MUTANTS, mutant_grads=True))
 
     # KL: (N, C, V, T, fraction masked out, grads, dy=1)
     kspecs = [(1, 4, 7, 2.0, 0.0, ["h_s"], False),
@@ -150,7 +157,7 @@ def cases():
                                                               ignore_mask=True)))
         ks = Case(f"kl_fused n={n} c={c} v={v} T={T} masked={int((mask == 0).sum())} grad={grad}{' dy=1' if ones else ''}",
                   "kl_fused", inp, lambda t, a: kl_ref(t["h_s"], t["h_t"], t["w"], t["mask"], a["T"]), grad=grad,
-                  attrs={"T": T}, tol=1e-4, mutants=muts if mask.sum() > 0 else ())
+                  attrs={"T": T}, tol=1e-4, mutants=muts if mask.sum() > 0 else (), mutant_grads=True)
         ks.dy_ones = ones
         out.append(ks)
     return out
@@ -181,7 +188,7 @@ def check_gemm_counts(binary):
         if "w" not in grad and "grad.w" in got:
             raise AssertionError("a gradient was produced for frozen w")
     full = calls["h+w"]
-    # per token chunk and vocabulary block: logits, dh, dw GEMMs; the g != 1 correction re-runs logits + dw
+    # per token chunk (V < 16k here: one block each): logits, dh, dw GEMMs; g != 1 re-runs logits + dw
     ok = (calls["h only (w frozen)"] * 3 == full * 2 and calls["w only"] * 3 == full * 2
           and calls["loss only"] * 3 == full and calls["h+w, g != 1"] * 3 == full * 5)
     if not ok:
