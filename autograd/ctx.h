@@ -24,6 +24,9 @@ struct s2s_node {
     void *saved;
     int64_t i[8];
     double f[4];
+    // The node changed state in forward (a fused loss applied a weight gradient eagerly): backward runs
+    // it even when no gradient reached it, with a zero upstream gradient, so it can undo that.
+    bool run_always;
 };
 
 typedef struct s2s_tape {

@@ -47,7 +47,9 @@ static void tape_run_backward(s2s_ctx *ctx, s2s_tape *tape) {
         s2s_node *n = tape->nodes[i];
         bool flowed = false;
         for (int k = 0; k < n->n_out; k++) flowed |= n->out[k]->grad != NULL;
-        if (!flowed) { ctx->stats.nodes_skipped++; continue; }
+        if (!flowed && n->run_always)
+            for (int k = 0; k < n->n_out; k++) s2s_grad(ctx, n->out[k]);  // zero upstream gradient
+        else if (!flowed) { ctx->stats.nodes_skipped++; continue; }
         n->backward(ctx, n);
         ctx->stats.nodes_run++;
     }
@@ -70,7 +72,6 @@ void s2s_backward(s2s_ctx *ctx, s2s_tensor *y, const float *dy) {
     }
     tape_run_backward(ctx, &ctx->tape);
     ctx->tape.n = 0;  // consumed: a second backward would double-count
-    ctx->pending_eager = 0;
 }
 
 // ---- recompute regions ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import sys
 CASES = [
     ("linear", ["linear", "2048", "1024", "4096"], 1.0),
     ("attention", ["attention", "2", "1024", "16", "8", "128", "1"], 0.7),
+    ("attention", ["attention", "1", "1500", "20", "20", "64", "0"], 0.7),  # encoder chunk, bidirectional
     ("rmsnorm", ["rmsnorm", "4096", "1024"], 0.5),
     ("ce", ["ce", "1024", "1024", "151936"], 0.7),
 ]

@@ -92,6 +92,7 @@ s2s_tensor *s2s_cross_entropy_fused(s2s_ctx *ctx, s2s_tensor *h, s2s_tensor *w, 
     if (n) {
         n->saved = s;
         if (s->w_eager) ctx->pending_eager++;
+        n->run_always = s->w_eager;
     }
     return y;
 }

@@ -93,6 +93,7 @@ s2s_tensor *s2s_kl_fused(s2s_ctx *ctx, s2s_tensor *h_s, s2s_tensor *h_t, s2s_ten
     if (n) {
         n->saved = s;
         if (s->w_eager) ctx->pending_eager++;
+        n->run_always = s->w_eager;
     }
     return y;
 }
