@@ -146,7 +146,19 @@ def run_raw(binary, op, inputs, attrs=None, grad=(), dys=()):
         return 0, r.stderr, load_file(cout), meta_out
 
 
-def main(cases):
+def refusals(binary, items):
+    """items: (name, op, inputs, attrs, text): the op must fail with `text` in its message."""
+    fails = []
+    for name, op, inp, attrs, want in items:
+        rc, err, _, _ = run_raw(binary, op, inp, attrs)
+        f = None if rc != 0 and want in err else f"{name}: not refused (rc {rc}, stderr {err.strip()[:200]!r})"
+        print(f"{'FAIL' if f else 'ok':4} {'refuses ' + name:48}")
+        fails += [f] if f else []
+    return fails
+
+
+def main(cases, extra=None):
+    """Runs the cases, then extra(binary) -> list of failure strings (checks beyond the reference)."""
     binary = sys.argv[1]
     print(f"seed {SEED} (set S2S_TEST_SEED={SEED} to reproduce)")
     failures = []
@@ -155,7 +167,10 @@ def main(cases):
         status = "FAIL" if errs else "ok"
         print(f"{status:4} {case.name:48} tol {case.tol:.0e}  " + (" ".join(info[0]) if info else ""))
         failures += errs
+    n_case_fail = len({f.split(':')[0] for f in failures})
+    if extra:
+        failures += extra(binary)
     for f in failures:
         print("  " + f)
-    print(f"{len(cases) - len({f.split(':')[0] for f in failures})}/{len(cases)} cases passed")
+    print(f"{len(cases) - n_case_fail}/{len(cases)} cases passed")
     sys.exit(1 if failures else 0)

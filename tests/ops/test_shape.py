@@ -5,7 +5,7 @@ contributions (repeated gather indices, a reshape used twice) use 1e-6."""
 import sys
 
 import torch
-from harness import GEN, Case, main, randint, randn, run_raw
+from harness import GEN, Case, main, randint, randn, run_raw, refusals
 
 
 class _GatherLastWins(torch.autograd.Function):
@@ -149,7 +149,7 @@ def extra_checks(binary):
     fails += [f] if f else []
     # Inputs the ops must refuse with a message naming the problem.
     i32 = lambda *v: torch.tensor(v, dtype=torch.int32)
-    for name, op, inp, attrs, want in [
+    fails += refusals(binary, [
             ("a repeated scatter index", "scatter_rows", {"base": randn(5, 3), "idx": i32(1, 3, 1),
                                                           "src": randn(3, 3)}, {}, "appears twice"),
             ("a gather index past the end", "gather_rows", {"x": randn(4, 2), "idx": i32(0, 4)}, {}, "outside"),
@@ -159,20 +159,9 @@ def extra_checks(binary):
              {"n": 2, "axis": 1}, "does not match"),
             ("a reshape changing numel", "reshape", {"x": randn(2, 3)}, {"ndim": 2, "d0": 4, "d1": 2}, "elements"),
             ("a transpose axis out of range", "transpose", {"x": randn(2, 3)}, {"axis0": 0, "axis1": 2},
-             "out of range")]:
-        rc, err, _, _ = run_raw(binary, op, inp, attrs)
-        f = None if rc != 0 and want in err else f"{name}: not refused (rc {rc}, stderr {err.strip()[:200]!r})"
-        print(f"{'FAIL' if f else 'ok':4} {'refuses ' + name:48}")
-        fails += [f] if f else []
+             "out of range")])
     return fails
 
 
 if __name__ == "__main__":
-    try:
-        main(cases())
-    except SystemExit as e:
-        code = e.code
-    bad = extra_checks(sys.argv[1])
-    for f in bad:
-        print("  " + f)
-    sys.exit(1 if (code or bad) else 0)
+    main(cases(), extra_checks)
