@@ -24,6 +24,7 @@
 #include "model/hf_config.h"
 #include "model/safetensors.h"
 #include "ops/ops.h"
+#include "expect.h"
 
 #define F32(t) ((float *)(t)->data)
 #define ENC_DIR "tests/fixtures/audio_encoder"
@@ -37,17 +38,6 @@
 // hash_unit streams shared with the generator.
 enum { SEED_MEL = 1, SEED_R = 2, SEED_X = 3, SEED_RA = 4 };
 
-static int failures;
-
-#define EXPECT(cond, ...)                                                      \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            failures++;                                                        \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fprintf(stderr, "\n");                                             \
-        }                                                                      \
-    } while (0)
 
 // gen_audio_encoder.py's hash_unit: lowbias32 of (i + seed * 0x9E3779B9) mod 2^32, top 24 bits, in [-1, 1).
 static float hash_unit(uint32_t seed, uint64_t i) {

@@ -11,9 +11,7 @@
 #include <unistd.h>
 #include "autograd/rng.h"
 #include "ops/ops.h"
-
-static int failures;
-#define EXPECT(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "expect.h"
 
 enum { N = 37, C = 24, V = 301 };
 

@@ -5,18 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "model/interleave.h"
+#include "expect.h"
 
-static int failures;
-
-#define EXPECT(cond, ...)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            failures++;                                                       \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-        }                                                                     \
-    } while (0)
 
 static int same(const int32_t *a, const int32_t *b, int64_t n) { return !memcmp(a, b, (size_t)n * sizeof *a); }
 

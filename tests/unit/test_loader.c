@@ -11,17 +11,8 @@
 #include <unistd.h>
 #include "data/loader.h"
 #include "data/logmel.h"
+#include "expect.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fprintf(stderr, "\n");                                                   \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
 static char dir[64];
 static char shard_path[3][128];
@@ -75,7 +66,7 @@ static int write_shard_hashed(const char *path, int shard, int64_t n, s2s_shard_
     snprintf(meta.created_by, sizeof meta.created_by, "test_loader.c");
     s2s_derr e;
     s2s_shard_writer *w = s2s_shard_writer_open(path, &meta, &e);
-    CHECK(w, "%s", e.msg);
+    EXPECT(w, "%s", e.msg);
     if (!w) return -1;
     for (int64_t i = 0; i < n; i++) {
         s2s_shard_sample s;
@@ -87,12 +78,12 @@ static int write_shard_hashed(const char *path, int shard, int64_t n, s2s_shard_
             s.n_audio = 0;
         }
         int rc = s2s_shard_writer_add(w, &s, &e);
-        CHECK(!rc, "add: %s", e.msg);
+        EXPECT(!rc, "add: %s", e.msg);
         s2s_shard_sample_free(&s);
         if (rc) return s2s_shard_writer_abort(w), -1;
     }
     int rc = s2s_shard_writer_close(w, &e);
-    CHECK(!rc, "close: %s", e.msg);
+    EXPECT(!rc, "close: %s", e.msg);
     return rc;
 }
 
@@ -142,16 +133,16 @@ static int64_t gid(const s2s_batch *b, int64_t i) {  // global id in directory o
 static void check_identity(const s2s_loader *l, const s2s_batch *b) {
     for (int64_t i = 0; i < b->n; i++) {
         int shard = b->shard[i] == 0 ? 0 : 2;
-        CHECK(strstr(s2s_loader_shard_path(l, b->shard[i]), shard == 0 ? "a.h5" : "c.h5"), "shard path");
+        EXPECT(strstr(s2s_loader_shard_path(l, b->shard[i]), shard == 0 ? "a.h5" : "c.h5"), "shard path");
         s2s_shard_sample s;
         make_sample(shard, b->index[i], &s);
-        CHECK(b->input_ids[b->tok_off[i]] == 1000 * shard + b->index[i], "marker of sample %lld", (long long)i);
-        CHECK(b->tok_off[i + 1] - b->tok_off[i] == s.n_tokens, "tokens");
-        CHECK(b->audio_off[i + 1] - b->audio_off[i] == s.n_audio, "audios");
-        CHECK(b->unit_off[i + 1] - b->unit_off[i] == s.n_units, "units");
-        CHECK(!memcmp(b->labels + b->tok_off[i], s.labels, 4 * s.n_tokens), "labels");
-        CHECK(!memcmp(b->spk_emb + i * S2S_SHARD_SPK_DIM, s.spk_emb, sizeof s.spk_emb), "spk_emb");
-        CHECK(((b->flags[i] & S2S_SHARD_HAS_SPK_EMB) != 0) == s.has_spk_emb, "flags");
+        EXPECT(b->input_ids[b->tok_off[i]] == 1000 * shard + b->index[i], "marker of sample %lld", (long long)i);
+        EXPECT(b->tok_off[i + 1] - b->tok_off[i] == s.n_tokens, "tokens");
+        EXPECT(b->audio_off[i + 1] - b->audio_off[i] == s.n_audio, "audios");
+        EXPECT(b->unit_off[i + 1] - b->unit_off[i] == s.n_units, "units");
+        EXPECT(!memcmp(b->labels + b->tok_off[i], s.labels, 4 * s.n_tokens), "labels");
+        EXPECT(!memcmp(b->spk_emb + i * S2S_SHARD_SPK_DIM, s.spk_emb, sizeof s.spk_emb), "spk_emb");
+        EXPECT(((b->flags[i] & S2S_SHARD_HAS_SPK_EMB) != 0) == s.has_spk_emb, "flags");
         s2s_shard_sample_free(&s);
     }
 }
@@ -159,7 +150,7 @@ static void check_identity(const s2s_loader *l, const s2s_batch *b) {
 static s2s_loader *open_ok(const s2s_loader_config *c) {
     s2s_derr e;
     s2s_loader *l = s2s_loader_open(c, &e);
-    CHECK(l, "open: %s", e.msg);
+    EXPECT(l, "open: %s", e.msg);
     return l;
 }
 
@@ -183,42 +174,42 @@ static void slices(int64_t batch, int64_t budget, int pad_last, int64_t window) 
             if (!l) return;
             s2s_derr e;
             s2s_loader_cursor cur = at(l, 1, 0);  // epoch 1: not just the first permutation
-            CHECK(!s2s_loader_seek(l, &cur, &e), "seek: %s", e.msg);
+            EXPECT(!s2s_loader_seek(l, &cur, &e), "seek: %s", e.msg);
             int64_t steps = s2s_loader_steps_in_epoch(l, 1, &e);
             if (rank == 0) steps0 = (int)steps;
-            CHECK(steps == steps0 && steps > 0, "world %d rank %d: %lld steps, rank 0 has %d", world, rank,
+            EXPECT(steps == steps0 && steps > 0, "world %d rank %d: %lld steps, rank 0 has %d", world, rank,
                   (long long)steps, steps0);
             for (int64_t s = 0; s < steps; s++) {
                 const s2s_batch *b;
                 if (s2s_loader_next(l, &b, &e)) {
-                    CHECK(0, "next: %s", e.msg);
+                    EXPECT(0, "next: %s", e.msg);
                     break;
                 }
-                CHECK(b->epoch == 1 && b->step == s && b->steps_in_epoch == steps, "position %lld/%lld", (long long)b->epoch,
+                EXPECT(b->epoch == 1 && b->step == s && b->steps_in_epoch == steps, "position %lld/%lld", (long long)b->epoch,
                       (long long)b->step);
-                if (batch) CHECK(b->n == batch, "batch of %lld samples, want %lld", (long long)b->n, (long long)batch);
+                if (batch) EXPECT(b->n == batch, "batch of %lld samples, want %lld", (long long)b->n, (long long)batch);
                 int64_t mx = 0;
                 for (int64_t i = 0; i < b->n; i++) {
                     seen[gid(b, i)]++, total++;
                     mx = b->cost[i] > mx ? b->cost[i] : mx;
                 }
-                if (budget) CHECK(b->n * mx <= budget, "batch of %lld x cost %lld over budget %lld", (long long)b->n,
+                if (budget) EXPECT(b->n * mx <= budget, "batch of %lld x cost %lld over budget %lld", (long long)b->n,
                                   (long long)mx, (long long)budget);
                 check_identity(l, b);
             }
             s2s_loader_cursor after = s2s_loader_tell(l);
-            CHECK(after.epoch == 2 && after.step == 0, "cursor after the epoch: %lld/%lld", (long long)after.epoch,
+            EXPECT(after.epoch == 2 && after.step == 0, "cursor after the epoch: %lld/%lld", (long long)after.epoch,
                   (long long)after.step);
             s2s_loader_close(l);
         }
         int dup = 0, missing = 0;
         for (int g = 0; g < N_TOTAL; g++) dup += seen[g] > 1, missing += seen[g] == 0;
         if (!pad_last) {
-            CHECK(dup == 0, "world %d: %d samples dealt twice", world, dup);
+            EXPECT(dup == 0, "world %d: %d samples dealt twice", world, dup);
             int64_t unit = budget ? 0 : batch * world;  // what dropping may leave out: less than one step
-            if (unit) CHECK(missing < unit && total == N_TOTAL - missing, "world %d: %d samples missing", world, missing);
+            if (unit) EXPECT(missing < unit && total == N_TOTAL - missing, "world %d: %d samples missing", world, missing);
         } else {
-            CHECK(missing == 0, "world %d pad_last: %d samples never dealt", world, missing);
+            EXPECT(missing == 0, "world %d pad_last: %d samples never dealt", world, missing);
         }
     }
 }
@@ -230,7 +221,7 @@ static void epoch_ids(const s2s_loader_config *c, int64_t epoch, int64_t *ids, i
     if (!l) return;
     s2s_derr e;
     s2s_loader_cursor cur = at(l, epoch, 0);
-    CHECK(!s2s_loader_seek(l, &cur, &e), "seek: %s", e.msg);
+    EXPECT(!s2s_loader_seek(l, &cur, &e), "seek: %s", e.msg);
     *n = 0;
     int64_t steps = s2s_loader_steps_in_epoch(l, epoch, &e);
     for (int64_t s = 0; s < steps; s++) {
@@ -247,14 +238,14 @@ static void order(void) {
     epoch_ids(&c, 0, a, &na);
     epoch_ids(&c, 0, b, &nb);
     epoch_ids(&c, 1, d, &nd);
-    CHECK(na == N_TOTAL && na == nb && !memcmp(a, b, 8 * na), "the same (seed, epoch) gives the same order");
-    CHECK(nd == na && memcmp(a, d, 8 * na), "another epoch gives another order");
+    EXPECT(na == N_TOTAL && na == nb && !memcmp(a, b, 8 * na), "the same (seed, epoch) gives the same order");
+    EXPECT(nd == na && memcmp(a, d, 8 * na), "another epoch gives another order");
     c.seed = 99;
     epoch_ids(&c, 0, f, &nf);
-    CHECK(nf == na && memcmp(a, f, 8 * na), "another seed gives another order");
+    EXPECT(nf == na && memcmp(a, f, 8 * na), "another seed gives another order");
     c.no_shuffle = 1;
     epoch_ids(&c, 3, f, &nf);
-    for (int64_t i = 0; i < nf; i++) CHECK(f[i] == i, "no_shuffle keeps shard order");
+    for (int64_t i = 0; i < nf; i++) EXPECT(f[i] == i, "no_shuffle keeps shard order");
 }
 
 // ---- bucketing ----------------------------------------------------------------------------------------------
@@ -290,9 +281,9 @@ static void bucketing(void) {
     c.bucket_window = N_TOTAL;  // one window: batches are consecutive runs of the sorted costs
     int64_t bucketed = spread(&c, &mono, &range);
     // Consecutive runs of a sorted list do not overlap, so their spreads sum to at most the whole range.
-    CHECK(bucketed >= 0 && bucketed <= range && bucketed < plain, "bucketed spread %lld (range %lld) vs plain %lld",
+    EXPECT(bucketed >= 0 && bucketed <= range && bucketed < plain, "bucketed spread %lld (range %lld) vs plain %lld",
           (long long)bucketed, (long long)range, (long long)plain);
-    CHECK(!mono, "bucketed batches come in shuffled order, not sorted");
+    EXPECT(!mono, "bucketed batches come in shuffled order, not sorted");
 }
 
 // ---- resume -------------------------------------------------------------------------------------------------
@@ -305,7 +296,7 @@ static void stream(const s2s_loader_config *c, int64_t from, int64_t count, uint
     if (!l) return;
     for (int64_t k = 0; k < from; k++) {
         const s2s_batch *b;
-        CHECK(!s2s_loader_next(l, &b, &e), "next: %s", e.msg);
+        EXPECT(!s2s_loader_next(l, &b, &e), "next: %s", e.msg);
     }
     for (int64_t k = 0; k < count; k++) {
         if (k == cut_at) {  // save the cursor, close, reopen, restore: as a job killed and restarted
@@ -315,16 +306,16 @@ static void stream(const s2s_loader_config *c, int64_t from, int64_t count, uint
             l = open_ok(c);
             if (!l) return;
             s2s_loader_cursor back;
-            CHECK(!s2s_loader_cursor_parse(json, &back, &e), "parse %s: %s", json, e.msg);
-            CHECK(back.epoch == cur.epoch && back.step == cur.step && back.seed == cur.seed &&
+            EXPECT(!s2s_loader_cursor_parse(json, &back, &e), "parse %s: %s", json, e.msg);
+            EXPECT(back.epoch == cur.epoch && back.step == cur.step && back.seed == cur.seed &&
                       back.world == cur.world && back.plan_hash == cur.plan_hash,
                   "cursor round trip: %s", json);
-            CHECK(!s2s_loader_seek(l, &back, &e), "seek: %s", e.msg);
+            EXPECT(!s2s_loader_seek(l, &back, &e), "seek: %s", e.msg);
             free(json);
         }
         const s2s_batch *b;
         if (s2s_loader_next(l, &b, &e)) {
-            CHECK(0, "next: %s", e.msg);
+            EXPECT(0, "next: %s", e.msg);
             break;
         }
         out[k] = batch_hash(b);
@@ -339,22 +330,22 @@ static void resume(void) {
     uint64_t whole[RESUME_STEPS], cut[RESUME_STEPS], sync[RESUME_STEPS], two[RESUME_STEPS];
     stream(&c, 0, RESUME_STEPS, whole, -1);
     stream(&c, 0, RESUME_STEPS, cut, 10);  // mid-epoch 1
-    CHECK(!memcmp(whole, cut, sizeof whole), "a resumed stream equals the uninterrupted one");
+    EXPECT(!memcmp(whole, cut, sizeof whole), "a resumed stream equals the uninterrupted one");
     stream(&c, 0, RESUME_STEPS, cut, 7);  // exactly at an epoch boundary
-    CHECK(!memcmp(whole, cut, sizeof whole), "resumed at an epoch boundary");
+    EXPECT(!memcmp(whole, cut, sizeof whole), "resumed at an epoch boundary");
     c.prefetch = 0;
     stream(&c, 0, RESUME_STEPS, sync, 3);
-    CHECK(!memcmp(whole, sync, sizeof whole), "prefetch 0 (and a resume there) gives the same batches");
+    EXPECT(!memcmp(whole, sync, sizeof whole), "prefetch 0 (and a resume there) gives the same batches");
     c.max_open = 1;  // every shard switch closes the other handle and reopens
     stream(&c, 0, RESUME_STEPS, sync, -1);
-    CHECK(!memcmp(whole, sync, sizeof whole), "a reader with one open handle gives the same batches");
+    EXPECT(!memcmp(whole, sync, sizeof whole), "a reader with one open handle gives the same batches");
     c.max_open = 0, c.prefetch = 1, c.mel_threads = 2;
     stream(&c, 0, RESUME_STEPS, two, -1);
-    CHECK(!memcmp(whole, two, sizeof whole), "the mel does not depend on the thread count");
+    EXPECT(!memcmp(whole, two, sizeof whole), "the mel does not depend on the thread count");
     c.token_budget = 400, c.batch_samples = 0, c.bucket_window = 12, c.prefetch = 2, c.mel = 0;
     stream(&c, 0, RESUME_STEPS, whole, -1);
     stream(&c, 0, RESUME_STEPS, cut, 9);
-    CHECK(!memcmp(whole, cut, sizeof whole), "a resumed token-budget bucketed stream equals the uninterrupted one");
+    EXPECT(!memcmp(whole, cut, sizeof whole), "a resumed token-budget bucketed stream equals the uninterrupted one");
 }
 
 // ---- mel --------------------------------------------------------------------------------------------------
@@ -366,19 +357,19 @@ static void mel(void) {
     if (!l) return;
     s2s_derr e;
     const s2s_batch *b;
-    CHECK(!s2s_loader_next(l, &b, &e), "next: %s", e.msg);
+    EXPECT(!s2s_loader_next(l, &b, &e), "next: %s", e.msg);
     s2s_logmel *lm;
-    CHECK(!s2s_logmel_new(&lm, &e), "%s", e.msg);
+    EXPECT(!s2s_logmel_new(&lm, &e), "%s", e.msg);
     const int64_t CH = (int64_t)S2S_MEL_BINS * S2S_MEL_CHUNK_FRAMES;
     int long_seen = 0;
     for (int64_t a = 0; a < b->n_audio; a++) {
         int64_t n = b->pcm_off[a + 1] - b->pcm_off[a], F = s2s_logmel_padded_frames(n), k = F / S2S_MEL_CHUNK_FRAMES;
         long_seen |= k == 2;
-        CHECK(b->chunk_off[a + 1] - b->chunk_off[a] == k, "audio %lld: %lld chunks", (long long)a, (long long)k);
-        CHECK(b->valid_frames[a] == s2s_logmel_valid_frames(n), "valid frames");
+        EXPECT(b->chunk_off[a + 1] - b->chunk_off[a] == k, "audio %lld: %lld chunks", (long long)a, (long long)k);
+        EXPECT(b->valid_frames[a] == s2s_logmel_valid_frames(n), "valid frames");
         float *x = malloc(4 * n), *m = malloc(4 * S2S_MEL_BINS * F);
         for (int64_t j = 0; j < n; j++) x[j] = b->pcm[b->pcm_off[a] + j] / 32768.0f;
-        CHECK(!s2s_logmel_compute(lm, x, n, F, m, &e), "%s", e.msg);
+        EXPECT(!s2s_logmel_compute(lm, x, n, F, m, &e), "%s", e.msg);
         int same = 1;
         for (int64_t ch = 0; ch < k; ch++) {
             const float *got = b->mel + (b->chunk_off[a] + ch) * CH;
@@ -386,12 +377,12 @@ static void mel(void) {
                 same &= !memcmp(got + bin * S2S_MEL_CHUNK_FRAMES, m + bin * F + ch * S2S_MEL_CHUNK_FRAMES,
                                 4 * S2S_MEL_CHUNK_FRAMES);
             int64_t v = b->valid_frames[a] - ch * S2S_MEL_CHUNK_FRAMES;
-            CHECK(b->chunk_valid[b->chunk_off[a] + ch] == (v < 3000 ? v : 3000), "chunk valid frames");
+            EXPECT(b->chunk_valid[b->chunk_off[a] + ch] == (v < 3000 ? v : 3000), "chunk valid frames");
         }
-        CHECK(same, "audio %lld: the batch mel equals s2s_logmel_compute, chunk by chunk", (long long)a);
+        EXPECT(same, "audio %lld: the batch mel equals s2s_logmel_compute, chunk by chunk", (long long)a);
         free(x), free(m);
     }
-    CHECK(long_seen, "the 35 s audio gives two chunks");
+    EXPECT(long_seen, "the 35 s audio gives two chunks");
     s2s_logmel_free(lm);
     s2s_loader_close(l);
 }
@@ -404,7 +395,7 @@ static void copy_file(const char *from, const char *to, double keep) {
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *buf = malloc(n);
-    CHECK(fread(buf, 1, n, f) == (size_t)n, "read %s", from);
+    EXPECT(fread(buf, 1, n, f) == (size_t)n, "read %s", from);
     fwrite(buf, 1, (size_t)(n * keep), g);
     free(buf);
     fclose(f), fclose(g);
@@ -413,7 +404,7 @@ static void copy_file(const char *from, const char *to, double keep) {
 static void expect_open_error(const s2s_loader_config *c, const char *needle, const char *what) {
     s2s_derr e = {{0}};
     s2s_loader *l = s2s_loader_open(c, &e);
-    CHECK(!l && strstr(e.msg, needle), "%s: want an error naming '%s', got '%s'", what, needle, l ? "(opened)" : e.msg);
+    EXPECT(!l && strstr(e.msg, needle), "%s: want an error naming '%s', got '%s'", what, needle, l ? "(opened)" : e.msg);
     s2s_loader_close(l);
 }
 
@@ -482,17 +473,17 @@ static void refusals(void) {
     s2s_loader_cursor cur = s2s_loader_tell(l);
     s2s_loader_cursor x = cur;
     x.seed++;
-    CHECK(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "seed"), "other seed: %s", e.msg);
+    EXPECT(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "seed"), "other seed: %s", e.msg);
     x = cur, x.world = 3;
-    CHECK(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "world"), "other world: %s", e.msg);
+    EXPECT(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "world"), "other world: %s", e.msg);
     x = cur, x.plan_hash ^= 1;
-    CHECK(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "plan hash"), "other plan: %s", e.msg);
+    EXPECT(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "plan hash"), "other plan: %s", e.msg);
     x = cur, x.step = 1000;
-    CHECK(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "past"), "step past the epoch: %s", e.msg);
+    EXPECT(s2s_loader_seek(l, &x, &e) && strstr(e.msg, "past"), "step past the epoch: %s", e.msg);
     const s2s_batch *b;
-    CHECK(!s2s_loader_next(l, &b, &e) && b->epoch == 0 && b->step == 0, "a refused seek leaves the stream as it was");
-    CHECK(s2s_loader_cursor_parse("{\"epoch\":1}", &x, &e), "incomplete cursor accepted");
-    CHECK(s2s_loader_cursor_parse("{\"epoch\":1,\"step\":2,\"seed\":\"18446744073709551615\",\"world\":1,"
+    EXPECT(!s2s_loader_next(l, &b, &e) && b->epoch == 0 && b->step == 0, "a refused seek leaves the stream as it was");
+    EXPECT(s2s_loader_cursor_parse("{\"epoch\":1}", &x, &e), "incomplete cursor accepted");
+    EXPECT(s2s_loader_cursor_parse("{\"epoch\":1,\"step\":2,\"seed\":\"18446744073709551615\",\"world\":1,"
                                   "\"plan_hash\":\"ffffffffffffffff\"}", &x, &e) == 0 &&
               x.seed == UINT64_MAX && x.plan_hash == UINT64_MAX && x.step == 2,
           "64-bit seed and hash survive JSON: %s", e.msg);

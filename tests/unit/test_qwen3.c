@@ -19,22 +19,12 @@
 #include "model/safetensors.h"
 #include "model/vocab_resize.h"
 #include "ops/ops.h"
+#include "expect.h"
 
 #define TOL 2e-5
 #define MUTANT_MIN (10 * TOL)
 #define FIX "tests/fixtures/"
 
-static int failures;
-
-#define EXPECT(cond, ...)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            failures++;                                                       \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-        }                                                                     \
-    } while (0)
 
 static s2s_ctx *new_ctx(void) {
     return s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = 2, .arena_bytes = 8 << 20, .scratch_bytes = 4 << 20});

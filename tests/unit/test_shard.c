@@ -7,17 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "data/shard.h"
+#include "expect.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
 
 typedef struct rng {
     uint64_t s;
@@ -80,27 +71,27 @@ static void make_sample(rng *r, s2s_shard_kind kind, int64_t n_audio, int units,
 
 static int same_sample(const s2s_shard_sample *a, const s2s_shard_sample *b, int64_t i) {
     int bad = failures;
-    CHECK(a->n_tokens == b->n_tokens && a->n_audio == b->n_audio && a->n_units == b->n_units &&
+    EXPECT(a->n_tokens == b->n_tokens && a->n_audio == b->n_audio && a->n_units == b->n_units &&
               a->n_teacher == b->n_teacher,
           "sample %lld: lengths differ", (long long)i);
     if (failures != bad) return 0;
-    CHECK(!memcmp(a->input_ids, b->input_ids, a->n_tokens * 4), "sample %lld: input_ids", (long long)i);
-    CHECK(!memcmp(a->labels, b->labels, a->n_tokens * 4), "sample %lld: labels", (long long)i);
-    CHECK(!memcmp(a->token_types, b->token_types, a->n_tokens), "sample %lld: token_types", (long long)i);
+    EXPECT(!memcmp(a->input_ids, b->input_ids, a->n_tokens * 4), "sample %lld: input_ids", (long long)i);
+    EXPECT(!memcmp(a->labels, b->labels, a->n_tokens * 4), "sample %lld: labels", (long long)i);
+    EXPECT(!memcmp(a->token_types, b->token_types, a->n_tokens), "sample %lld: token_types", (long long)i);
     int64_t total = 0;
     for (int64_t k = 0; k < a->n_audio; k++) {
-        CHECK(a->audio_len[k] == b->audio_len[k], "sample %lld: audio_len[%lld]", (long long)i, (long long)k);
+        EXPECT(a->audio_len[k] == b->audio_len[k], "sample %lld: audio_len[%lld]", (long long)i, (long long)k);
         total += a->audio_len[k];
     }
-    CHECK(!memcmp(a->audio, b->audio, total * 2), "sample %lld: audio", (long long)i);
-    CHECK(!memcmp(a->units, b->units, a->n_units * 4), "sample %lld: units", (long long)i);
-    CHECK(!a->n_teacher || (!memcmp(a->teacher_ids, b->teacher_ids, a->n_teacher * 4) &&
+    EXPECT(!memcmp(a->audio, b->audio, total * 2), "sample %lld: audio", (long long)i);
+    EXPECT(!memcmp(a->units, b->units, a->n_units * 4), "sample %lld: units", (long long)i);
+    EXPECT(!a->n_teacher || (!memcmp(a->teacher_ids, b->teacher_ids, a->n_teacher * 4) &&
                             !memcmp(a->teacher_labels, b->teacher_labels, a->n_teacher * 4)),
           "sample %lld: teacher", (long long)i);
-    CHECK(a->has_spk_emb == b->has_spk_emb, "sample %lld: has_spk_emb", (long long)i);
-    CHECK(!memcmp(a->spk_emb, b->spk_emb, sizeof a->spk_emb), "sample %lld: spk_emb", (long long)i);
-    CHECK(a->emotion == b->emotion, "sample %lld: emotion %d vs %d", (long long)i, a->emotion, b->emotion);
-    CHECK(b->flags == s2s_shard_sample_flags(a), "sample %lld: flags 0x%x", (long long)i, b->flags);
+    EXPECT(a->has_spk_emb == b->has_spk_emb, "sample %lld: has_spk_emb", (long long)i);
+    EXPECT(!memcmp(a->spk_emb, b->spk_emb, sizeof a->spk_emb), "sample %lld: spk_emb", (long long)i);
+    EXPECT(a->emotion == b->emotion, "sample %lld: emotion %d vs %d", (long long)i, a->emotion, b->emotion);
+    EXPECT(b->flags == s2s_shard_sample_flags(a), "sample %lld: flags 0x%x", (long long)i, b->flags);
     return failures == bad;
 }
 
@@ -116,7 +107,7 @@ static void roundtrip(s2s_shard_kind kind, int64_t n, int64_t max_audio, uint64_
     snprintf(meta.created_by, sizeof meta.created_by, "test_shard.c");
     s2s_derr e = {{0}};
     s2s_shard_writer *w = s2s_shard_writer_open(path, &meta, &e);
-    CHECK(w, "writer_open: %s", e.msg);
+    EXPECT(w, "writer_open: %s", e.msg);
     if (!w) return;
     s2s_shard_sample *in = calloc(n, sizeof *in);
     for (int64_t i = 0; i < n; i++) {
@@ -131,7 +122,7 @@ static void roundtrip(s2s_shard_kind kind, int64_t n, int64_t max_audio, uint64_
             n_audio = 0, units = 1, spk = i % 2;
         }
         make_sample(&r, kind, n_audio, units, spk, teacher, emotion, max_audio, &in[i]);
-        CHECK(!s2s_shard_writer_add(w, &in[i], &e), "add %lld: %s", (long long)i, e.msg);
+        EXPECT(!s2s_shard_writer_add(w, &in[i], &e), "add %lld: %s", (long long)i, e.msg);
         if (i == n / 2) {
             // An invalid sample (one -200 too many) is refused with a message naming the sample, and changes nothing.
             s2s_shard_sample bad = in[i];
@@ -139,21 +130,21 @@ static void roundtrip(s2s_shard_kind kind, int64_t n, int64_t max_audio, uint64_
             int8_t types[2] = {0, 0};
             bad.input_ids = ids, bad.labels = labels, bad.token_types = types, bad.n_tokens = 2, bad.n_teacher = 0;
             bad.n_audio = 1;
-            CHECK(s2s_shard_writer_add(w, &bad, &e) && strstr(e.msg, "placeholders"), "bad sample accepted: %s",
+            EXPECT(s2s_shard_writer_add(w, &bad, &e) && strstr(e.msg, "placeholders"), "bad sample accepted: %s",
                   e.msg);
         }
     }
-    CHECK(s2s_shard_writer_num_samples(w) == n, "num_samples");
-    CHECK(exists(tmp) && !exists(path), "before close only the .tmp exists");
-    CHECK(!s2s_shard_writer_close(w, &e), "close: %s", e.msg);
-    CHECK(!exists(tmp) && exists(path), "after close only the final name exists");
+    EXPECT(s2s_shard_writer_num_samples(w) == n, "num_samples");
+    EXPECT(exists(tmp) && !exists(path), "before close only the .tmp exists");
+    EXPECT(!s2s_shard_writer_close(w, &e), "close: %s", e.msg);
+    EXPECT(!exists(tmp) && exists(path), "after close only the final name exists");
 
     s2s_shard *sh = s2s_shard_open(path, &e);
-    CHECK(sh, "open: %s", e.msg);
+    EXPECT(sh, "open: %s", e.msg);
     if (sh) {
-        CHECK(s2s_shard_num_samples(sh) == n, "n");
-        CHECK(s2s_shard_get_meta(sh)->kind == kind, "kind");
-        CHECK(!strcmp(s2s_shard_get_meta(sh)->created_by, "test_shard.c"), "created_by");
+        EXPECT(s2s_shard_num_samples(sh) == n, "n");
+        EXPECT(s2s_shard_get_meta(sh)->kind == kind, "kind");
+        EXPECT(!strcmp(s2s_shard_get_meta(sh)->created_by, "test_shard.c"), "created_by");
         s2s_shard_sample out = {0};
         int64_t *order = malloc(n * sizeof *order);
         for (int64_t i = 0; i < n; i++) order[i] = i;
@@ -167,18 +158,18 @@ static void roundtrip(s2s_shard_kind kind, int64_t n, int64_t max_audio, uint64_
             s2s_shard_lengths(sh, i, &L);
             int64_t total = 0;
             for (int64_t a = 0; a < in[i].n_audio; a++) total += in[i].audio_len[a];
-            CHECK(L.n_tokens == in[i].n_tokens && L.n_audio == in[i].n_audio && L.audio_samples == total &&
+            EXPECT(L.n_tokens == in[i].n_tokens && L.n_audio == in[i].n_audio && L.audio_samples == total &&
                       L.n_units == in[i].n_units && L.n_teacher == in[i].n_teacher,
                   "lengths of sample %lld", (long long)i);
             if (s2s_shard_read(sh, i, &out, &e)) {
-                CHECK(0, "read %lld: %s", (long long)i, e.msg);
+                EXPECT(0, "read %lld: %s", (long long)i, e.msg);
                 break;
             }
             if (!same_sample(&in[i], &out, i)) break;
         }
-        CHECK(s2s_shard_read(sh, n, &out, &e) && strstr(e.msg, "out of range"), "index n accepted");
+        EXPECT(s2s_shard_read(sh, n, &out, &e) && strstr(e.msg, "out of range"), "index n accepted");
         s2s_shard_stats st;
-        CHECK(!s2s_shard_check(sh, &st, &e) && st.samples == n, "check: %s", e.msg);
+        EXPECT(!s2s_shard_check(sh, &st, &e) && st.samples == n, "check: %s", e.msg);
         s2s_shard_sample_free(&out);
         free(order);
         s2s_shard_close(sh);
@@ -195,21 +186,21 @@ static void abort_and_empty(void) {
     s2s_shard_meta meta = {.kind = S2S_SHARD_INSTRUCT};
     s2s_derr e = {{0}};
     s2s_shard_writer *w = s2s_shard_writer_open(path, &meta, &e);
-    CHECK(w && exists(tmp), "open: %s", e.msg);
+    EXPECT(w && exists(tmp), "open: %s", e.msg);
     s2s_shard_writer_abort(w);
-    CHECK(!exists(tmp) && !exists(path), "abort leaves nothing");
+    EXPECT(!exists(tmp) && !exists(path), "abort leaves nothing");
     // A shard with no samples is valid.
     w = s2s_shard_writer_open(path, &meta, &e);
-    CHECK(w && !s2s_shard_writer_close(w, &e), "empty close: %s", e.msg);
+    EXPECT(w && !s2s_shard_writer_close(w, &e), "empty close: %s", e.msg);
     s2s_shard *sh = s2s_shard_open(path, &e);
-    CHECK(sh && s2s_shard_num_samples(sh) == 0, "empty open: %s", e.msg);
+    EXPECT(sh && s2s_shard_num_samples(sh) == 0, "empty open: %s", e.msg);
     s2s_shard_close(sh);
     unlink(path);
     // Bad metadata is refused before any file is made.
     snprintf(meta.tts_tokenizer_sha256, sizeof meta.tts_tokenizer_sha256, "not-a-hash");
-    CHECK(!s2s_shard_writer_open(path, &meta, &e) && !exists(tmp), "bad hash accepted");
+    EXPECT(!s2s_shard_writer_open(path, &meta, &e) && !exists(tmp), "bad hash accepted");
     // A missing file is reported as such.
-    CHECK(!s2s_shard_open("/tmp/s2s_test_shard_no_such.h5", &e) && strstr(e.msg, "no such file"), "%s", e.msg);
+    EXPECT(!s2s_shard_open("/tmp/s2s_test_shard_no_such.h5", &e) && strstr(e.msg, "no such file"), "%s", e.msg);
 }
 
 int main(void) {
