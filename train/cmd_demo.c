@@ -1,4 +1,5 @@
-// cmd_demo.c — `s2s demo`: trains a tiny Qwen3-style decoder (embedding, RMSNorm, q/k norm, RoPE,
+// cmd_demo.c — `s2s demo`: by default the tiny OmniSpeech of configs/tiny/model.json (demo_omni.c);
+// with --decoder, a tiny Qwen3-style decoder (embedding, RMSNorm, q/k norm, RoPE,
 // GQA attention in recompute regions, SwiGLU, fused cross-entropy, AdamW with clipping and warm-up)
 // on packed sequences from a random low-entropy Markov chain, and shows the loss fall towards the
 // chain's entropy. It exercises the whole foundation end to end until the real stages land.
@@ -9,8 +10,10 @@
 #include "autograd/check.h"
 #include "autograd/rng.h"
 #include "cli.h"
+#include "demo.h"
 #include "metrics.h"
 #include "ops/ops.h"
+#include "optim.h"
 
 typedef struct {
     int vocab, dim, n_layers, n_heads, n_kv, head_dim, ffn;
@@ -94,17 +97,25 @@ static void block_forward(s2s_ctx *ctx, void *user, s2s_tensor **ins, int n_in, 
 }
 
 static int run(int argc, char **argv) {
-    int steps = 60, n_seq = 8, seq_len = 48, threads = 0;
-    const char *metrics_path = NULL;
+    int steps = 0, n_seq = 8, seq_len = 48, threads = 0, decoder = 0;
+    const char *metrics_path = NULL, *config = "configs/tiny/model.json", *tts_tok = "configs/tiny/tts-tokenizer";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) metrics_path = argv[++i];
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+        else if (!strcmp(argv[i], "--tts-tokenizer") && i + 1 < argc) tts_tok = argv[++i];
+        else if (!strcmp(argv[i], "--decoder")) decoder = 1;
         else {
-            fprintf(stderr, "usage: s2s demo [--steps N] [--threads N] [--metrics FILE.jsonl]\n");
+            fprintf(stderr, "usage: s2s demo [--steps N] [--threads N] [--metrics FILE.jsonl]\n"
+                            "                [--config OMNISPEECH.json] [--tts-tokenizer DIR] [--decoder]\n"
+                            "  default: the tiny OmniSpeech of configs/tiny/model.json on fixed random\n"
+                            "  speech-to-speech batches; --decoder: a tiny Qwen3-style decoder on a Markov chain\n");
             return !strcmp(argv[i], "--help") ? 0 : 2;
         }
     }
+    if (!decoder) return demo_omni_run(config, tts_tok, steps ? steps : 30, threads, metrics_path);
+    if (!steps) steps = 60;
     demo_cfg c = {.vocab = 64, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv = 2, .head_dim = 16, .ffn = 128,
                   .theta = 10000.0f, .eps = 1e-6f};
     demo_model m;
@@ -119,12 +130,8 @@ static int run(int argc, char **argv) {
         for (int j = 0; j < 3; j++) succ[v][j] = (int)(s2s_rng_u64(&r) % (uint64_t)c.vocab);
 
     int64_t T = (int64_t)n_seq * seq_len;
-    float **mom = s2s_calloc((size_t)m.params.n, sizeof(float *));
-    float **vel = s2s_calloc((size_t)m.params.n, sizeof(float *));
-    for (int i = 0; i < m.params.n; i++) {
-        mom[i] = s2s_calloc((size_t)s2s_numel(m.params.items[i].t), sizeof(float));
-        vel[i] = s2s_calloc((size_t)s2s_numel(m.params.items[i].t), sizeof(float));
-    }
+    s2s_adam_state opt;
+    s2s_adam_init(&opt, &m.params);
     // Region closures must outlive the step: backward re-runs each block with its argument.
     block_arg blocks[8];
     for (int l = 0; l < c.n_layers; l++) blocks[l] = (block_arg){&m, l};
@@ -160,15 +167,8 @@ static int run(int argc, char **argv) {
         s2s_tensor *loss = s2s_cross_entropy_fused(ctx, x, m.emb, labels, -100, 1.0f);  // tied head
         double lv = ((float *)loss->data)[0];
         s2s_backward(ctx, loss, NULL);
-        double gnorm = s2s_grad_clip(ctx, &m.params, 1.0);
         float lr = 3e-3f * (step <= 10 ? (float)step / 10.0f : 1.0f);
-        s2s_adamw_cfg oc = {.lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05};
-        for (int i = 0; i < m.params.n; i++) {
-            s2s_param *p = &m.params.items[i];
-            s2s_adamw_update(ctx, p->t->data, p->t->grad->data, mom[i], vel[i], s2s_numel(p->t), oc,
-                             p->weight_decay, step);
-        }
-        s2s_params_zero_grad(&m.params);
+        double gnorm = s2s_adam_step(ctx, &opt, &m.params, lr, 1.0);
         s2s_ctx_step_reset(ctx);
         if (step == 1) first = lv;
         last = lv;
@@ -177,13 +177,11 @@ static int run(int argc, char **argv) {
     }
     fprintf(stderr, "demo: loss %.3f -> %.3f (uniform would be %.3f); arena peak %.1f MiB\n", first, last,
             log((double)c.vocab), (double)s2s_ctx_peak_bytes(ctx) / (1 << 20));
-    for (int i = 0; i < m.params.n; i++) { free(mom[i]); free(vel[i]); }
-    free(mom);
-    free(vel);
+    s2s_adam_free(&opt);
     s2s_metrics_close(&met);
     s2s_params_free(&m.params);
     s2s_ctx_free(ctx);
     return last < first ? 0 : 1;
 }
 
-const s2s_cmd s2s_cmd_demo = {"demo", "train a tiny decoder on synthetic data (the foundation, end to end)", run};
+const s2s_cmd s2s_cmd_demo = {"demo", "train the tiny OmniSpeech (or --decoder) on synthetic data, end to end", run};

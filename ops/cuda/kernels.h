@@ -130,3 +130,14 @@ void adamw_update_cuda(s2s_ctx *ctx, float *p, const float *g, float *m, float *
 // *slot (device double) = sum of g[i]^2 in f64, in a fixed order (two passes, no atomics).
 void grad_sumsq_cuda(s2s_ctx *ctx, const float *g, int64_t n, double *slot);
 void grad_scale_cuda(s2s_ctx *ctx, float *g, int64_t n, float f);
+
+// ---- attention (attention.cu) ------------------------------------------------------------------------
+// Same shapes and semantics as attention_forward_cpu / attention_backward_cpu (ops/cpu/attention.h);
+// sh->cu is HOST memory ([S+1] sample offsets). lse2 is device memory of attention_lse_floats(sh)
+// floats, laid out [Hq, T] (base-2 logsumexp) on this path: only attention_backward_cuda reads it.
+// Deterministic backward (no atomics); accumulates into the non-NULL dq / dk / dv. D <= 128.
+#include "../cpu/attention.h"
+void attention_forward_cuda(s2s_ctx *ctx, const attn_shape *sh, float *out, float *lse2, const float *q,
+                            const float *k, const float *v);
+void attention_backward_cuda(s2s_ctx *ctx, const attn_shape *sh, float *dq, float *dk, float *dv, const float *dout,
+                             const float *out, const float *lse2, const float *q, const float *k, const float *v);
