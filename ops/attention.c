@@ -4,10 +4,14 @@
 #include <math.h>
 #include "cpu/attention.h"
 #include "dispatch.h"
+#ifdef S2S_HAVE_CUDA
+#include "../autograd/device.h"
+#include "cuda/kernels.h"
+#endif
 
 typedef struct {
-    attn_shape sh;  // sh.cu points at cu below (or at the caller's cu_seqlens tensor)
-    float *lse2;    // [Hkv, T, Hq/Hkv]
+    attn_shape sh;  // sh.cu (host memory) points at cu below, the caller's cu_seqlens (CPU) or a host copy (CUDA)
+    float *lse2;    // CPU: [Hkv, T, Hq/Hkv]; CUDA: [Hq, T] (each path reads only its own)
     int32_t one[2]; // cu for cu_seqlens == NULL: one sample of T rows
 } attn_saved;
 
@@ -17,7 +21,11 @@ static void attention_backward(s2s_ctx *ctx, s2s_node *n) {
     float *dq = s2s_grad_if(ctx, q), *dk = s2s_grad_if(ctx, k), *dv = s2s_grad_if(ctx, v);
     if (ctx->device == S2S_CPU)
         attention_backward_cpu(ctx, &sv->sh, dq, dk, dv, F32(o->grad), F32(o), sv->lse2, F32(q), F32(k), F32(v));
+#ifdef S2S_HAVE_CUDA
+    else attention_backward_cuda(ctx, &sv->sh, dq, dk, dv, F32(o->grad), F32(o), sv->lse2, F32(q), F32(k), F32(v));
+#else
     else S2S_NO_CUDA("attention");
+#endif
 }
 
 s2s_tensor *s2s_attention(s2s_ctx *ctx, s2s_tensor *q, s2s_tensor *k, s2s_tensor *v, s2s_tensor *cu_seqlens,
@@ -50,8 +58,13 @@ s2s_tensor *s2s_attention(s2s_ctx *ctx, s2s_tensor *q, s2s_tensor *k, s2s_tensor
         S2S_CHECK_I32(ctx, cu_seqlens, "attention");
         S2S_CHECK(cu_seqlens->ndim == 1 && cu_seqlens->shape[0] >= 2,
                   "attention: cu_seqlens must be i32 [S+1] with S >= 1 (sample offsets 0, ..., T)");
-        cu = I32(cu_seqlens);
         S = (int)cu_seqlens->shape[0] - 1;
+        cu = I32(cu_seqlens);
+        if (ctx->device != S2S_CPU) {  // the offsets are read on the host (checks, block descriptors)
+            int32_t *h = s2s_host_alloc(ctx, (size_t)(S + 1) * sizeof *h);
+            s2s_dev_copy(S2S_CPU, h, ctx->device, cu, (size_t)(S + 1) * sizeof *h);
+            cu = h;
+        }
         S2S_CHECK(cu[0] == 0 && cu[S] == T, "attention: cu_seqlens must run from 0 to T=%lld (got %d..%d)",
                   (long long)T, cu[0], cu[S]);
         for (int s = 0; s < S; s++)
@@ -61,7 +74,11 @@ s2s_tensor *s2s_attention(s2s_ctx *ctx, s2s_tensor *q, s2s_tensor *k, s2s_tensor
     sv->sh = (attn_shape){.T = T, .Hq = Hq, .Hkv = Hkv, .D = D, .S = S, .cu = cu, .causal = causal, .scale = scale};
     sv->lse2 = s2s_scratch_alloc(ctx, attention_lse_floats(&sv->sh) * sizeof(float));
     if (ctx->device == S2S_CPU) attention_forward_cpu(ctx, &sv->sh, F32(o), sv->lse2, F32(q), F32(k), F32(v));
+#ifdef S2S_HAVE_CUDA
+    else attention_forward_cuda(ctx, &sv->sh, F32(o), sv->lse2, F32(q), F32(k), F32(v));
+#else
     else S2S_NO_CUDA("attention");
+#endif
     s2s_node *nd = s2s_record(ctx, "attention", attention_backward, (s2s_tensor *[]){q, k, v, cu_seqlens}, 4, &o, 1);
     if (nd) nd->saved = sv;
     else s2s_arena_rewind(ctx->cur, mark);
