@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include "../../autograd/ctx.h"
 #include "../cpu/adamw.h"
+#include "../cpu/cross_entropy_fused.h"
+#include "../cpu/kl.h"
 
 // ---- context state (ctx_cuda.cu) -------------------------------------------------------------------
 // How GEMMs treat their f32 operands. BF16 (the default, DESIGN: "cuBLASLt bf16 GEMMs with fp32
@@ -141,3 +143,27 @@ void attention_forward_cuda(s2s_ctx *ctx, const attn_shape *sh, float *out, floa
                             const float *k, const float *v);
 void attention_backward_cuda(s2s_ctx *ctx, const attn_shape *sh, float *dq, float *dk, float *dv, const float *dout,
                              const float *out, const float *lse2, const float *q, const float *k, const float *v);
+
+// ---- softmax and losses (softmax.cu, cross_entropy.cu, cross_entropy_fused.cu, kl.cu) ----------------
+// Same semantics as the CPU kernels of the same name (ops/cpu/softmax.h, cross_entropy.h,
+// cross_entropy_fused.h, kl.h): one block per row, f32 exponentials, f64 row sums, fixed-order block
+// reductions (deterministic, no atomics). The fused losses take the CPU's chunk plan and workspace
+// size (ce_fused_workspace_floats / kl_fused_workspace_floats, device floats); every pointer in
+// `a` (h, w, rows, labels) is device memory. Per-row losses stay on the device; the op files copy
+// them to the host and reduce them there in row order (as the CPU path does).
+void softmax_forward_cuda(s2s_ctx *ctx, float *y, const float *x, int64_t N, int64_t V);
+void softmax_backward_cuda(s2s_ctx *ctx, float *dx, const float *dy, const float *y, int64_t N, int64_t V);
+void cross_entropy_forward_cuda(s2s_ctx *ctx, float *loss, float *lse, const float *logits, const int32_t *labels,
+                                int32_t ignore, int64_t N, int64_t V);
+void cross_entropy_backward_cuda(s2s_ctx *ctx, float *dlogits, const float *logits, const float *lse,
+                                 const int32_t *labels, int32_t ignore, float scale, int64_t N, int64_t V);
+void ce_fused_forward_cuda(s2s_ctx *ctx, const ce_fused_args *a, float scale, float *loss, float *lse, float *dh,
+                           float *dw, float *ws);
+void ce_fused_dw_cuda(s2s_ctx *ctx, const ce_fused_args *a, const float *lse, float alpha, float *dw, float *ws);
+void kl_fused_forward_cuda(s2s_ctx *ctx, const kl_fused_args *a, float scale, float *kl, float *lse_s, float *lse_t,
+                           float *dhs, float *dht, float *dw, float *ws);
+void kl_fused_dw_cuda(s2s_ctx *ctx, const kl_fused_args *a, const float *kl, const float *lse_s, const float *lse_t,
+                      float alpha, float *dw, float *ws);
+// dst[rows[m]] += alpha * src[m] for rows of C floats (rows distinct: no two threads touch one element).
+void loss_rows_axpy_cuda(s2s_ctx *ctx, float *dst, const int32_t *rows, const float *src, int64_t M, int64_t C,
+                         float alpha);
