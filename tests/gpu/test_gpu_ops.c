@@ -29,45 +29,11 @@
 #ifdef S2S_HAVE_CUDA
 #include "ops/cuda/kernels.h"
 #endif
+#include "gpu_check.h"
 
 #define TOL_F32 1e-5
 #define TOL_BF16 2e-2
 #define TOL_BLOCK 3e-2
-
-static int g_fails;
-static uint64_t g_rng = 0x9E3779B97F4A7C15ULL;
-
-static float frand(void) {  // uniform in [-1, 1)
-    g_rng = g_rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)(g_rng >> 40) / (float)(1 << 23) - 1.0f;
-}
-static int irand(int n) {
-    g_rng = g_rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (int)((g_rng >> 33) % (uint64_t)n);
-}
-
-typedef struct {
-    s2s_ctx *cpu, *gpu;
-} pair;
-
-// The same tensor on both devices.
-typedef struct {
-    s2s_tensor *c, *g;
-} tp;
-
-#define MAX_LEAVES 8
-typedef struct {
-    tp leaf[MAX_LEAVES];
-    const char *name[MAX_LEAVES];
-    int n;
-} leaves;
-
-static tp mirror(pair *P, s2s_tensor *c) {
-    s2s_tensor *g = s2s_new(P->gpu, c->dtype, c->ndim, c->shape);
-    s2s_dev_copy(S2S_CUDA, g->data, S2S_CPU, c->data, s2s_nbytes(c));
-    g->requires_grad = c->requires_grad;
-    return (tp){c, g};
-}
 
 // f32 leaf with values scale * U[-1, 1).
 static tp leaf_f32(pair *P, leaves *L, const char *name, int ndim, const int64_t *shape, bool grad, float scale) {
@@ -87,61 +53,6 @@ static tp leaf_i32(pair *P, int ndim, const int64_t *shape, const int32_t *vals)
     s2s_tensor *c = s2s_new(P->cpu, S2S_I32, ndim, shape);
     memcpy(c->data, vals, s2s_nbytes(c));
     return mirror(P, c);
-}
-
-static float *to_host(const s2s_tensor *t) {
-    float *h = malloc(s2s_nbytes(t) ? s2s_nbytes(t) : 4);
-    if (t->device == S2S_CPU) memcpy(h, t->data, s2s_nbytes(t));
-    else s2s_dev_copy(S2S_CPU, h, t->device, t->data, s2s_nbytes(t));
-    return h;
-}
-
-// Max of |g - c| / (rms(c) + |c|) over the elements; exact comparison for i32.
-static double compare(const char *cas, const char *what, const s2s_tensor *c, const s2s_tensor *g, double tol) {
-    if (!c && !g) return 0.0;
-    if (!c || !g) {
-        fprintf(stderr, "FAIL %s %s: gradient present on one device only (cpu %p, gpu %p)\n", cas, what, (void *)c,
-                (void *)g);
-        g_fails++;
-        return INFINITY;
-    }
-    if (!s2s_same_shape(c, g) || c->dtype != g->dtype) {
-        fprintf(stderr, "FAIL %s %s: shape or dtype differs\n", cas, what);
-        g_fails++;
-        return INFINITY;
-    }
-    int64_t n = s2s_numel(c);
-    float *hc = to_host(c), *hg = to_host(g);
-    double err = 0.0;
-    int64_t worst = 0;
-    if (c->dtype == S2S_I32) {
-        if (memcmp(hc, hg, s2s_nbytes(c)) != 0) err = INFINITY;
-    } else {
-        double ss = 0.0;
-        for (int64_t i = 0; i < n; i++) ss += (double)hc[i] * hc[i];
-        double rms = n ? sqrt(ss / (double)n) : 0.0;
-        for (int64_t i = 0; i < n; i++) {
-            double d = fabs((double)hg[i] - hc[i]), den = rms + fabs((double)hc[i]);
-            double e = den > 0 ? d / den : (d > 0 ? INFINITY : 0.0);
-            if (!(e <= err)) {  // NaN counts as worst
-                err = isnan(e) ? INFINITY : e;
-                worst = i;
-            }
-        }
-    }
-    if (!(err <= tol)) {
-        fprintf(stderr, "FAIL %s %s: error %.3g > %.1g (element %lld: cpu %.9g gpu %.9g)\n", cas, what, err, tol,
-                (long long)worst, c->dtype == S2S_F32 && n ? hc[worst] : 0.0, c->dtype == S2S_F32 && n ? hg[worst] : 0.0);
-        g_fails++;
-    }
-    free(hc);
-    free(hg);
-    return err;
-}
-
-static void reset(pair *P) {
-    s2s_ctx_step_reset(P->cpu);
-    s2s_ctx_step_reset(P->gpu);
 }
 
 // Compare the outputs, run backward on both with one random dy, compare every leaf's gradient.
