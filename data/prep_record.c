@@ -125,15 +125,7 @@ static void record_reset(s2s_prep_record *r) {
 }
 
 void s2s_prep_record_free(s2s_prep_record *r) {
-    s2s_shard_sample *s = &r->sample;
-    free(s->input_ids);
-    free(s->labels);
-    free(s->token_types);
-    free(s->audio_len);
-    free(s->audio);
-    free(s->units);
-    free(s->teacher_ids);
-    free(s->teacher_labels);
+    s2s_shard_sample_free(&r->sample);
     memset(r, 0, sizeof *r);
 }
 

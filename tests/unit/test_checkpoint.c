@@ -14,19 +14,9 @@
 #include "model/hf_config.h"
 #include "model/safetensors.h"
 #include "model/safetensors_index.h"
+#include "expect.h"
 
-static int failures;
 static char root[256];
-
-#define EXPECT(cond, ...)                                                   \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            failures++;                                                     \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fprintf(stderr, "\n");                                          \
-        }                                                                   \
-    } while (0)
 
 static char *path_of(const char *fmt, ...) {
     static char bufs[8][512];
