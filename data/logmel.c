@@ -1,17 +1,22 @@
 // logmel.c — Whisper log-mel (see logmel.h for the definition) with FFTW.
 //
-// The transform is double precision. The reference (torch, float32) is itself ~3e-5 away from a float64
-// computation on speech; an FFTW float transform here was another ~4e-5 away, together 7e-5 of the 1e-4
-// budget, while in double the gap to the reference is the reference's own rounding (2.8e-5). It costs 1.4x
-// on fully voiced 30 s chunks. The 400-point real transform is done as a 200-point complex one (even
-// samples as the real part, odd as the imaginary) and split afterwards, the textbook route: FFTW's own r2c
-// plan for n = 400 was the slower of the two here.
+// Single precision, as the reference's torch path: float32 frames, window, FFT, power, mel sums and log. The FFT
+// takes frames in pairs, frame a as the real part and frame b as the imaginary part of one 400-point complex
+// transform Z, split afterwards as X_a[k] = (Z[k] + conj Z[400-k]) / 2, X_b[k] = (Z[k] - conj Z[400-k]) / 2i:
+// FFTW does that in ~0.14 us a frame here, against ~0.18 us for a 200-point complex transform per frame (the
+// half-length real-input trick), ~0.3 us for its 400-point r2c, and ~0.25 us for the best double-precision
+// layout. The transform's rounding is relative to the pair's energy, so a weak mel value next to a loud one
+// carries ~1.4x the rounding of the reference's own per-frame float FFT: on speech both sit within ~3-5e-5 of a
+// float64 rendering of the definition (tests/data/test_mel.py measures both against it). A double-precision
+// transform would halve our share of that but cost 1.6x overall, and a per-frame fallback to double for weak
+// values fires on most frames of real speech (resampled audio has little energy near 8 kHz).
 //
 // Work is done in blocks of BLOCK frames so that the inner loops run across frames: the power spectrum of a
-// block is stored bin-major [201][BLOCK], the sparse filter bank (each FFT bin feeds at most two filters)
-// then accumulates whole BLOCK-wide vectors, and each mel row of the block lands contiguously in the
-// [128, F] output. Blocks lying wholly in the zero padding are not transformed: their power is exactly 0,
-// as in the reference.
+// block is stored bin-major [NBIN_PAD][BLOCK], the sparse filter bank (each FFT bin feeds at most two filters)
+// accumulates whole BLOCK-wide vectors, the log runs on those vectors while they are in registers, and each
+// mel row of the block lands contiguously in the [128, F] output. The floor (max - 8 in log10) needs the
+// global max, so it is a last pass over the blocks that hold a value below it. Blocks lying wholly in the zero
+// padding are not transformed: their power is exactly 0, as in the reference.
 #include "logmel.h"
 #include <fftw3.h>
 #include <math.h>
@@ -19,20 +24,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HALF (S2S_MEL_NFFT / 2)  // 200: the complex transform length
-#define NBIN (HALF + 1)          // 201 rfft bins
-#define BLOCK 16                 // frames per block: one AVX-512 vector of floats (8 and 32 measured slower)
-#define PAD (S2S_MEL_NFFT / 2)   // centred STFT: reflect-pad 200 each side
+#define NBIN (S2S_MEL_NFFT / 2 + 1)  // 201 rfft bins
+#define NBIN_PAD 208                  // NBIN rounded up to whole 8-bin tiles
+#define BLOCK 16                      // frames per block: one AVX-512 vector of floats
+#define PAIRS (BLOCK / 2)             // complex transforms per block
+#define PAD (S2S_MEL_NFFT / 2)        // centred STFT: reflect-pad 200 each side
+#define GROUP 16                      // mel rows per group: the floor pass skips whole groups
+#define NGROUP (S2S_MEL_BINS / GROUP)
+_Static_assert(BLOCK == 16 && PAIRS == 8 && NBIN_PAD % 8 == 0 && NBIN_PAD >= NBIN && S2S_MEL_NFFT % 16 == 0,
+               "block_gather and power_split work in 16-float vectors and 8 x 8 tiles of float pairs");
 
-typedef float f32xB __attribute__((vector_size(BLOCK * sizeof(float))));  // one value per frame of a block
+typedef float f32xB __attribute__((vector_size(BLOCK * sizeof(float))));      // one value per frame of a block
+typedef int32_t i32xB __attribute__((vector_size(BLOCK * sizeof(int32_t))));  // the same lanes as bits
+typedef double f64x8 __attribute__((vector_size(64)));  // only as 8 x 64-bit lanes, to move float pairs
 
 struct s2s_logmel {
-    fftw_plan plan;  // BLOCK complex transforms of 200: in [BLOCK][200] -> out [200][BLOCK]
-    double window[S2S_MEL_NFFT];
-    double tw_re[NBIN], tw_im[NBIN];  // exp(-2 pi i k / 400), k = 0..200
+    fftwf_plan plan;  // PAIRS complex 400-point transforms, [PAIRS][400] -> [PAIRS][400]
+    float window[S2S_MEL_NFFT];
     // Filter m covers bins [lo[m], lo[m] + len[m]) with weights w[off[m] ...]: the nonzeros of the bank.
     int lo[S2S_MEL_BINS], len[S2S_MEL_BINS], off[S2S_MEL_BINS];
-    float *w;  // [nnz]
+    float *w;  // [nnz], times 1/4
 };
 
 // ---- Slaney mel scale and filters, as transformers.audio_utils computes them (float64, then float32) ----
@@ -68,35 +79,28 @@ static void build_filters(float dense[S2S_MEL_BINS][NBIN]) {
 }
 
 // ---- log10 and the final scaling -----------------------------------------------------------------------
-// a[i] = (log10(max(a[i], lo)) + 4) / 4 for a[i] >= 0, lo given by its bits, written so that the compiler
-// vectorises it (libm's log10f is not): the clamp is an integer max on the bits (non-negative floats order
-// like their bits; a float compare would block if-conversion); x = 2^e * m with m in [sqrt(.5), sqrt(2))
-// by offsetting the bits by those of sqrt(.5); ln m = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172, series to
-// s^9 (truncation < 1e-9). Absolute error of the log ~1e-7 over [1e-10, 1e10].
-static void log10_scale(float *restrict a, int64_t n, int32_t lo_bits) {
-    for (int64_t i = 0; i < n; i++) {
-        int32_t u;
-        memcpy(&u, &a[i], 4);
-        u = u > lo_bits ? u : lo_bits;
-        u -= 0x3f3504f3;  // bits of sqrt(0.5)
-        int32_t e = u >> 23;
-        u = (u & 0x007fffff) + 0x3f3504f3;
-        float m;
-        memcpy(&m, &u, 4);
-        float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
-        float p = 2.0f / 9.0f;
-        p = p * s2 + 2.0f / 7.0f;
-        p = p * s2 + 2.0f / 5.0f;
-        p = p * s2 + 2.0f / 3.0f;
-        float ln = (float)e * 0.693147180559945f + (2.0f * s + s * s2 * p);
-        a[i] = (ln * 0.434294481903252f + 4.0f) / 4.0f;
-    }
-}
-
-static int32_t float_bits(float x) {
-    int32_t u;
-    memcpy(&u, &x, 4);
-    return u;
+// (log10(a) + 4) / 4 for a > 0, sixteen values at a time (libm's log10f is scalar): a = 2^e * m with m in
+// [sqrt(.5), sqrt(2)) by offsetting the bits by those of sqrt(.5); ln m = 2 atanh(s), s = (m-1)/(m+1),
+// |s| < 0.172, series to s^9 (truncation < 1e-9), the constants folded: y = e log10(2)/4 + s (K + K/3 s^2 + ...
+// + K/9 s^8) + 1, K = 1 / (2 ln 10). Absolute error ~2.5e-8 over [1e-10, 1e10]. Monotone in a, so the
+// reference's clamp at 1e-10 and floor at (max log - 8) are one max with log_scale(max(1e-10, max power *
+// 1e-8)) afterwards; for a = 0 or a denormal the result is finite and below that floor.
+static inline f32xB log_scale(f32xB a) {
+    const float K = 0.21714724095162590f;
+    i32xB u;
+    memcpy(&u, &a, sizeof u);
+    u -= 0x3f3504f3;  // bits of sqrt(0.5)
+    i32xB e = u >> 23;
+    u = (u & 0x007fffff) + 0x3f3504f3;
+    f32xB m;
+    memcpy(&m, &u, sizeof m);
+    f32xB s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    f32xB p = (f32xB){0} + K / 9.0f;
+    p = p * s2 + K / 7.0f;
+    p = p * s2 + K / 5.0f;
+    p = p * s2 + K / 3.0f;
+    p = p * s2 + K;
+    return __builtin_convertvector(e, f32xB) * 0.0752574989159953f + (s * p + 1.0f);
 }
 
 // ---- object ---------------------------------------------------------------------------------------------
@@ -108,15 +112,11 @@ static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
     s2s_logmel *m = calloc(1, sizeof *m);
     float(*dense)[NBIN] = malloc(sizeof(float) * S2S_MEL_BINS * NBIN);
-    double *in = fftw_malloc(sizeof(double) * BLOCK * S2S_MEL_NFFT);
-    fftw_complex *spec = fftw_malloc(sizeof(fftw_complex) * BLOCK * HALF);
-    if (!m || !dense || !in || !spec) goto oom;
-    for (int k = 0; k < NBIN; k++) {
-        m->tw_re[k] = cos(-2.0 * M_PI * k / S2S_MEL_NFFT);
-        m->tw_im[k] = sin(-2.0 * M_PI * k / S2S_MEL_NFFT);
-    }
+    fftwf_complex *z = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
+    fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
+    if (!m || !dense || !z || !spec) goto oom;
     for (int i = 0; i < S2S_MEL_NFFT; i++)  // periodic Hann: np.hanning(401)[:-1]
-        m->window[i] = 0.5 - 0.5 * cos(2.0 * M_PI * i / S2S_MEL_NFFT);
+        m->window[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / S2S_MEL_NFFT));
     build_filters(dense);
     int nnz = 0;
     for (int b = 0; b < S2S_MEL_BINS; b++) {
@@ -134,21 +134,22 @@ int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
     m->w = malloc(sizeof(float) * (nnz ? nnz : 1));
     if (!m->w) goto oom;
     for (int b = 0; b < S2S_MEL_BINS; b++)
-        memcpy(m->w + m->off[b], &dense[b][m->lo[b]], sizeof(float) * m->len[b]);
+        for (int k = 0; k < m->len[b]; k++)  // x 1/4: power_split leaves 4 |X|^2 (exact: a power of two)
+            m->w[m->off[b] + k] = 0.25f * dense[b][m->lo[b] + k];
     // FFTW_ESTIMATE, not MEASURE: a measured plan can differ between runs and so change the low bits of the
     // mel, and training must be reproducible (a resumed run recomputes the same features bit for bit).
-    int n = HALF;
+    int n = S2S_MEL_NFFT;
     pthread_mutex_lock(&fftw_planner_lock);
-    m->plan = fftw_plan_many_dft(1, &n, BLOCK, (fftw_complex *)in, NULL, 1, HALF, spec, NULL, BLOCK, 1,
-                                  FFTW_FORWARD, FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
+    m->plan = fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD,
+                                  FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
     pthread_mutex_unlock(&fftw_planner_lock);
     if (!m->plan) {
-        s2s_derr_set(err, "logmel: FFTW could not plan a %d-point complex transform", HALF);
+        s2s_derr_set(err, "logmel: FFTW could not plan a %d-point complex transform", n);
         goto fail;
     }
     free(dense);
-    fftw_free(in);
-    fftw_free(spec);
+    fftwf_free(z);
+    fftwf_free(spec);
     *out = m;
     return 0;
 oom:
@@ -157,15 +158,15 @@ fail:
     if (m) free(m->w);
     free(m);
     free(dense);
-    fftw_free(in);
-    fftw_free(spec);
+    fftwf_free(z);
+    fftwf_free(spec);
     return -1;
 }
 
 void s2s_logmel_free(s2s_logmel *m) {
     if (!m) return;
     pthread_mutex_lock(&fftw_planner_lock);
-    fftw_destroy_plan(m->plan);
+    fftwf_destroy_plan(m->plan);
     pthread_mutex_unlock(&fftw_planner_lock);
     free(m->w);
     free(m);
@@ -177,76 +178,181 @@ int64_t s2s_logmel_padded_frames(int64_t n) {
 
 int64_t s2s_logmel_valid_frames(int64_t n) { return (n + S2S_MEL_HOP - 1) / S2S_MEL_HOP; }
 
-// ---- compute --------------------------------------------------------------------------------------------
+// ---- one block of frames --------------------------------------------------------------------------------
 
-// Windowed frame t of the reflect-padded, zero-padded signal (P samples) into dst[400].
-static void frame_gather(const float *x, int64_t n, int64_t P, int64_t t, const double *win, double *dst) {
-    int64_t j0 = t * S2S_MEL_HOP - PAD;
-    if (j0 >= 0 && j0 + S2S_MEL_NFFT <= n) {  // the common case: wholly inside the audio
-        for (int i = 0; i < S2S_MEL_NFFT; i++) dst[i] = (double)x[j0 + i] * win[i];
-        return;
-    }
-    for (int i = 0; i < S2S_MEL_NFFT; i++) {
-        int64_t j = j0 + i;
-        if (j < 0) j = -j;                       // reflect (numpy 'reflect': the edge sample is not repeated)
-        if (j >= P) j = 2 * (P - 1) - j;
-        dst[i] = (double)(j < n ? x[j] : 0.0f) * win[i];
+// Shuffle patterns (GCC >= 12 and clang take __builtin_shufflevector; indices past the first operand's lanes
+// pick from the second).
+#define ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23        // interleave two vectors: first halves
+#define ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31  // second halves
+#define REV_PAIRS 14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1       // 8 complex numbers, last first
+#define SWAP_RI 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14         // re <-> im of each
+// An 8 x 8 transpose swaps the off-diagonal d x d blocks of every 2d x 2d block, d = 4, 2, 1.
+#define T4A 0, 1, 2, 3, 8, 9, 10, 11
+#define T4B 4, 5, 6, 7, 12, 13, 14, 15
+#define T2A 0, 1, 8, 9, 4, 5, 12, 13
+#define T2B 2, 3, 10, 11, 6, 7, 14, 15
+#define T1A 0, 8, 2, 10, 4, 12, 6, 14
+#define T1B 1, 9, 3, 11, 5, 13, 7, 15
+#define TSTAGE(d, A, B)                                        \
+    for (int i = 0; i < 8; i++)                                \
+        if (!(i & (d))) {                                      \
+            f64x8 a_ = r[i], b_ = r[i + (d)];                  \
+            r[i] = __builtin_shufflevector(a_, b_, A);         \
+            r[i + (d)] = __builtin_shufflevector(a_, b_, B);   \
+        }
+
+static void transpose8(f64x8 r[8]) {
+    TSTAGE(4, T4A, T4B)
+    TSTAGE(2, T2A, T2B)
+    TSTAGE(1, T1A, T1B)
+}
+
+// pw [NBIN_PAD][BLOCK] = 4 x power, bin-major, from spec [PAIRS][400] (+ 8 spare entries: the first tile reads
+// one past a pair). With a = Z[k], b = Z[400-k] (Z[400] = Z[0]) interleaved as (re, im), S = a + b, D = a - b:
+// 4 |X_a[k]|^2 = S.re^2 + D.im^2 and 4 |X_b[k]|^2 = S.im^2 + D.re^2, i.e. the pair (4|X_a|^2, 4|X_b|^2) is S^2 +
+// (D^2 with re and im swapped), already in frame order. Eight bins of the block's eight pairs at a time: an
+// 8 x 8 transpose of those float pairs turns pair-major into bin-major.
+static void power_split(const fftwf_complex *spec, float *pw) {
+    for (int k0 = 0; k0 < NBIN; k0 += 8) {
+        f64x8 r[8];
+        for (int p = 0; p < PAIRS; p++) {
+            const float *z = (const float *)(spec + p * S2S_MEL_NFFT);
+            f32xB a, b;
+            memcpy(&a, z + 2 * k0, sizeof a);                             // Z[k0 .. k0+7]
+            memcpy(&b, z + 2 * (S2S_MEL_NFFT - 7 - k0), sizeof b);        // Z[393-k0 .. 400-k0]
+            b = __builtin_shufflevector(b, b, REV_PAIRS);                  // Z[400-k0 .. 393-k0]
+            if (k0 == 0) {  // lane 0 read Z[400], past the pair: its partner is Z[0]
+                b[0] = a[0];
+                b[1] = a[1];
+            }
+            f32xB sm = a + b, df = a - b;
+            df *= df;
+            f32xB q = sm * sm + __builtin_shufflevector(df, df, SWAP_RI);  // 4 |X|^2: the filters hold the 1/4
+            memcpy(&r[p], &q, sizeof q);
+        }
+        transpose8(r);
+        for (int i = 0; i < 8; i++) memcpy(pw + (k0 + i) * BLOCK, &r[i], sizeof r[i]);
     }
 }
 
-// One block of frames [t0, t0 + nt): writes the mel power into mel[b * F + t]; returns the bits of the
-// block's largest value.
-static int32_t block_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
-                             double *restrict in, fftw_complex *restrict spec, float *restrict pw,
-                             float *restrict acc, float *restrict mel) {
-    const int64_t P = F * S2S_MEL_HOP;
-    for (int f = 0; f < BLOCK; f++) {
-        if (f < nt) frame_gather(x, n, P, t0 + f, m->window, in + f * S2S_MEL_NFFT);
-        else memset(in + f * S2S_MEL_NFFT, 0, sizeof(double) * S2S_MEL_NFFT);
+// The 400 samples of frame t of the reflect-padded, zero-padded signal (P samples): a pointer into the audio
+// when the frame lies wholly inside it (the common case), else gathered into tmp.
+static const float *frame_samples(const float *x, int64_t n, int64_t P, int64_t t, float *tmp) {
+    int64_t j0 = t * S2S_MEL_HOP - PAD;
+    if (j0 >= 0 && j0 + S2S_MEL_NFFT <= n) return x + j0;
+    for (int i = 0; i < S2S_MEL_NFFT; i++) {
+        int64_t j = j0 + i;
+        if (j < 0) j = -j;  // reflect (numpy 'reflect': the edge sample is not repeated)
+        if (j >= P) j = 2 * (P - 1) - j;
+        tmp[i] = j < n ? x[j] : 0.0f;
     }
-    // z[n] = x[2n] + i x[2n+1]: each frame's floats read as 200 complex values; Z = FFT200(z), written
-    // bin-major so that the split below runs across frames.
-    fftw_execute_dft(m->plan, (fftw_complex *)in, spec);  // spec [200][BLOCK]
-    // X[k] = E[k] + W^k O[k] with E = (Z[k] + conj Z[200-k]) / 2 and O = -i (Z[k] - conj Z[200-k]) / 2 the
-    // spectra of the even and odd samples (Z[200] = Z[0]); pw [201][BLOCK] = |X|^2, computed from 2X.
-    for (int k = 0; k < NBIN; k++) {
-        const double *za = (const double *)(spec + (k == HALF ? 0 : k) * BLOCK);      // [BLOCK][2]
-        const double *zb = (const double *)(spec + (k == 0 ? 0 : HALF - k) * BLOCK);  // [BLOCK][2]
-        const double wr = m->tw_re[k], wi = m->tw_im[k];
-        float *p = pw + k * BLOCK;
-        for (int f = 0; f < BLOCK; f++) {
-            double ar = za[2 * f], ai = za[2 * f + 1], br = zb[2 * f], bi = zb[2 * f + 1];
-            double er = ar + br, ei = ai - bi, or_ = ai + bi, oi = br - ar;
-            double xr = er + wr * or_ - wi * oi;
-            double xi = ei + wr * oi + wi * or_;
-            p[f] = (float)(0.25 * (xr * xr + xi * xi));
+    return tmp;
+}
+
+// Per-thread buffers.
+typedef struct {
+    fftwf_complex *z, *spec;  // [PAIRS][400] packed pairs, and their transforms (+ 8 entries power_split reads)
+    float *pw;                // [NBIN_PAD][BLOCK] 4 x power, bin-major
+    float *acc;               // [128][BLOCK] mel power
+} mel_work;
+
+static int work_alloc(mel_work *w) {
+    w->z = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
+    w->spec = fftwf_malloc(sizeof(fftwf_complex) * (PAIRS * S2S_MEL_NFFT + 8));
+    w->pw = fftwf_malloc(sizeof(float) * NBIN_PAD * BLOCK);
+    w->acc = fftwf_malloc(sizeof(float) * S2S_MEL_BINS * BLOCK);
+    return w->z && w->spec && w->pw && w->acc ? 0 : -1;
+}
+
+static void work_free(mel_work *w) {
+    fftwf_free(w->z);
+    fftwf_free(w->spec);
+    fftwf_free(w->pw);
+    fftwf_free(w->acc);
+}
+
+// z [PAIRS][400]: frames t0 + 2p (real parts) and t0 + 2p + 1 (imaginary parts), windowed; frames past nt are
+// zero.
+static void block_gather(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
+                         fftwf_complex *zc) {
+    static const float zeros[S2S_MEL_NFFT];
+    const int64_t P = F * S2S_MEL_HOP;
+    float ta[S2S_MEL_NFFT], tb[S2S_MEL_NFFT];
+    for (int p = 0; p < PAIRS; p++) {
+        int f = 2 * p;
+        const float *sa = f < nt ? frame_samples(x, n, P, t0 + f, ta) : zeros;
+        const float *sb = f + 1 < nt ? frame_samples(x, n, P, t0 + f + 1, tb) : zeros;
+        float *z = (float *)(zc + p * S2S_MEL_NFFT);  // [400][2]
+        for (int i = 0; i < S2S_MEL_NFFT; i += 16) {
+            f32xB va, vb, wv;
+            memcpy(&va, sa + i, sizeof va);
+            memcpy(&vb, sb + i, sizeof vb);
+            memcpy(&wv, m->window + i, sizeof wv);
+            va *= wv;
+            vb *= wv;
+            f32xB lo = __builtin_shufflevector(va, vb, ZIP_LO), hi = __builtin_shufflevector(va, vb, ZIP_HI);
+            memcpy(z + 2 * i, &lo, sizeof lo);
+            memcpy(z + 2 * i + 16, &hi, sizeof hi);
         }
     }
-    for (int b = 0; b < S2S_MEL_BINS; b++) {  // acc [128][BLOCK] = filters (sparse) x pw
-        f32xB a = {0};  // a vector type, so the accumulator stays in registers
-        const float *w = m->w + m->off[b];
+}
+
+
+// acc [128][BLOCK] = filters (sparse) x pw.
+static void block_filter(const s2s_logmel *m, const float *pw, float *acc) {
+    for (int b = 0; b < S2S_MEL_BINS; b++) {
+        f32xB a = {0};
+        const float *wt = m->w + m->off[b];
         const float *p = pw + m->lo[b] * BLOCK;
         for (int k = 0; k < m->len[b]; k++) {
             f32xB v;
             memcpy(&v, p + k * BLOCK, sizeof v);
-            a += w[k] * v;
+            a += wt[k] * v;
         }
         memcpy(acc + b * BLOCK, &a, sizeof a);
     }
-    // The block's max power, compared as bits: non-negative floats order like their bit patterns, and an
-    // integer max vectorises where a float one does not. Lanes past nt hold zero frames and never win.
-    int32_t mx = 0;
-    for (int i = 0; i < S2S_MEL_BINS * BLOCK; i++) {
-        int32_t u;
-        memcpy(&u, &acc[i], 4);
-        mx = u > mx ? u : mx;
-    }
-    if (nt == BLOCK)  // a constant-size copy is a single vector store
-        for (int b = 0; b < S2S_MEL_BINS; b++) memcpy(mel + b * F + t0, acc + b * BLOCK, sizeof(float) * BLOCK);
-    else
-        for (int b = 0; b < S2S_MEL_BINS; b++) memcpy(mel + b * F + t0, acc + b * BLOCK, sizeof(float) * nt);
-    return mx;
 }
+
+// log_scale(acc) -> mel[b * F + t0 + f] for f < nt; the bits of the largest value into *pmax and of the smallest
+// of each group of GROUP rows into pmin[NGROUP] (over all BLOCK lanes: lanes past nt hold zero frames). A loop
+// without inner branches, so that the log's long chains of dependent operations overlap across rows.
+static void block_log(const float *acc, int64_t F, int64_t t0, int nt, float *restrict mel, int32_t *pmax,
+                      int32_t *pmin) {
+    i32xB mx = {0};
+    for (int g = 0; g < NGROUP; g++) {
+        i32xB mn = (i32xB){0} + 0x7f800000;
+        for (int b = g * GROUP; b < (g + 1) * GROUP; b++) {
+            f32xB a;
+            i32xB u;  // non-negative floats order like their bits, and integer compares select without branches
+            memcpy(&a, acc + b * BLOCK, sizeof a);
+            memcpy(&u, &a, sizeof u);
+            i32xB gt = u > mx, lt = u < mn;
+            mx = (u & gt) | (mx & ~gt);
+            mn = (u & lt) | (mn & ~lt);
+            f32xB y = log_scale(a);
+            if (nt == BLOCK) memcpy(mel + b * F + t0, &y, sizeof y);  // a constant-size copy is one vector store
+            else memcpy(mel + b * F + t0, &y, sizeof(float) * nt);
+        }
+        int32_t low = 0x7f800000;
+        for (int l = 0; l < BLOCK; l++) low = mn[l] < low ? mn[l] : low;
+        pmin[g] = low;
+    }
+    int32_t hi = 0;
+    for (int l = 0; l < BLOCK; l++) hi = mx[l] > hi ? mx[l] : hi;
+    *pmax = hi;
+}
+
+// Frames [t0, t0 + nt) of the signal -> their rows of mel (see block_log).
+static void block_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
+                          mel_work *w, float *restrict mel, int32_t *pmax, int32_t *pmin) {
+    block_gather(m, x, n, F, t0, nt, w->z);     // z [PAIRS][400]
+    fftwf_execute_dft(m->plan, w->z, w->spec);  // spec [PAIRS][400]
+    power_split(w->spec, w->pw);                // pw [NBIN_PAD][BLOCK]
+    block_filter(m, w->pw, w->acc);             // acc [128][BLOCK]
+    block_log(w->acc, F, t0, nt, mel, pmax, pmin);
+}
+
+// ---- the whole signal -----------------------------------------------------------------------------------
 
 int s2s_logmel_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F, float *mel, s2s_derr *err) {
     if (n < 1) return s2s_derr_set(err, "logmel: empty audio");
@@ -256,46 +362,66 @@ int s2s_logmel_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F
     if (F * S2S_MEL_HOP <= PAD)
         return s2s_derr_set(err, "logmel: %lld frames are too few to reflect-pad", (long long)F);
     const int64_t nblocks = (F + BLOCK - 1) / BLOCK;
-    int32_t pmax = 0;  // bits of the largest mel power
+    int32_t *bmax = malloc(sizeof(int32_t) * (1 + NGROUP) * (size_t)nblocks);  // [nblocks] a block's max power
+    if (!bmax) return s2s_derr_set(err, "logmel: out of memory");
+    int32_t *bmin = bmax + nblocks;  // [nblocks][NGROUP] min power of a group of rows; -1: zero padding
     int oom = 0;
-    // Pass 1: mel power [128, F].
-#pragma omp parallel reduction(max : pmax) reduction(| : oom)
+    // Pass 1: log_scale(mel power) [128, F].
+#pragma omp parallel reduction(| : oom)
     {
-        double *in = fftw_malloc(sizeof(double) * BLOCK * S2S_MEL_NFFT);           // [BLOCK][400]
-        fftw_complex *spec = fftw_malloc(sizeof(fftw_complex) * HALF * BLOCK);  // [200][BLOCK]
-        float *pw = fftw_malloc(sizeof(float) * NBIN * BLOCK);                    // [201][BLOCK]
-        float *acc = fftw_malloc(sizeof(float) * S2S_MEL_BINS * BLOCK);           // [128][BLOCK]
-        if (!in || !spec || !pw || !acc) oom = 1;
+        mel_work w;
+        if (work_alloc(&w)) oom = 1;
         // Round-robin blocks: the audio sits at the front and the cheap padding at the back, so contiguous
         // ranges would leave one thread all the work.
 #pragma omp for schedule(static, 1)
         for (int64_t blk = 0; blk < nblocks; blk++) {
-            if (oom) continue;
             int64_t t0 = blk * BLOCK;
             int nt = (int)(F - t0 < BLOCK ? F - t0 : BLOCK);
             int64_t first = t0 * S2S_MEL_HOP - PAD, last_end = (t0 + nt - 1) * S2S_MEL_HOP + PAD;
-            if (first >= n && last_end <= F * S2S_MEL_HOP) {  // wholly in the zero padding: power 0
-                for (int b = 0; b < S2S_MEL_BINS; b++) memset(mel + b * F + t0, 0, sizeof(float) * nt);
-                continue;
-            }
-            int32_t mx = block_compute(m, x, n, F, t0, nt, in, spec, pw, acc, mel);
-            pmax = mx > pmax ? mx : pmax;
+            bmax[blk] = 0;
+            for (int g = 0; g < NGROUP; g++) bmin[blk * NGROUP + g] = -1;
+            if (oom || (first >= n && last_end <= F * S2S_MEL_HOP)) continue;  // wholly in the zero padding
+            block_compute(m, x, n, F, t0, nt, &w, mel, &bmax[blk], &bmin[blk * NGROUP]);
         }
-        fftw_free(in);
-        fftw_free(spec);
-        fftw_free(pw);
-        fftw_free(acc);
+        work_free(&w);
     }
-    if (oom) return s2s_derr_set(err, "logmel: out of memory");
-    // Pass 2: log10(max(x, 1e-10)) floored at (its max - 8) is log10 of x clamped at max(1e-10, pmax * 1e-8),
-    // log10 being monotone, so the floor costs one integer max inside the vectorised log. (The reference
-    // floors after the log; the two differ by rounding, ~1e-7.)
+    if (oom) {
+        free(bmax);
+        return s2s_derr_set(err, "logmel: out of memory");
+    }
+    // Pass 2: the floor. The reference clamps at 1e-10 before its log10 and floors at (max log - 8) after; log_scale
+    // being monotone, both are one max with log_scale(max(1e-10, max power * 1e-8)), needed only on the blocks
+    // holding a smaller value. The zero padding is the floor itself.
+    int32_t pmax = 0;
+    for (int64_t b = 0; b < nblocks; b++) pmax = bmax[b] > pmax ? bmax[b] : pmax;
     float pm;
     memcpy(&pm, &pmax, 4);
-    float lo = (float)((double)pm * 1e-8);
-    int32_t lo_bits = float_bits(lo > 1e-10f ? lo : 1e-10f);
-    const int64_t total = (int64_t)S2S_MEL_BINS * F, chunk = 4096;
+    float lo = fmaxf((float)((double)pm * 1e-8), 1e-10f);
+    int32_t lo_bits;
+    memcpy(&lo_bits, &lo, 4);
+    const float yfloor = log_scale((f32xB){0} + lo)[0];
+    // Row by row, so that memory is walked in order; a block's BLOCK frames of a row are one vector.
+    const f32xB yf = (f32xB){0} + yfloor;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < total; i += chunk) log10_scale(mel + i, total - i < chunk ? total - i : chunk, lo_bits);
+    for (int b = 0; b < S2S_MEL_BINS; b++)
+        for (int64_t blk = 0; blk < nblocks; blk++) {
+            const int32_t low = bmin[blk * NGROUP + b / GROUP];
+            if (low >= lo_bits) continue;
+            int64_t t0 = blk * BLOCK;
+            int nt = (int)(F - t0 < BLOCK ? F - t0 : BLOCK);
+            float *row = mel + b * F + t0;
+            if (nt < BLOCK || low < 0) {
+                for (int f = 0; f < nt; f++) row[f] = low < 0 || row[f] < yfloor ? yfloor : row[f];
+                continue;
+            }
+            f32xB v;  // one vector: a scalar loop over an unknown nt does not vectorise
+            memcpy(&v, row, sizeof v);
+            i32xB lt = v < yf, vi, fi;
+            memcpy(&vi, &v, sizeof v);
+            memcpy(&fi, &yf, sizeof yf);
+            vi = (fi & lt) | (vi & ~lt);
+            memcpy(row, &vi, sizeof vi);
+        }
+    free(bmax);
     return 0;
 }

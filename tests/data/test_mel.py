@@ -76,6 +76,10 @@ def numpy_mel(x, window, filters, pad_mode="reflect"):
     return (np.maximum(lg, lg.max() - 8.0) + 4.0) / 4.0
 
 
+HANN = np.hanning(401)[:-1]
+SLANEY = mel_filter_bank(201, 128, 0.0, 8000.0, 16000, norm="slaney", mel_scale="slaney")
+
+
 def compare(name, spec, x_ref, tmp, pcm_tol=None):
     """Runs s2s on spec, checks shape / metadata / pcm / mel against the reference built from x_ref."""
     out = os.path.join(tmp, "".join(c if c.isalnum() else "_" for c in name) + ".safetensors")
@@ -94,8 +98,12 @@ def compare(name, spec, x_ref, tmp, pcm_tol=None):
     check(meta.get("valid_frames") == str((len(pcm) + 159) // 160), f"{name}: valid_frames = ceil(samples/160)")
     ref = reference_mel(x_ref)
     if mel.shape == ref.shape:
-        d = float(np.abs(mel - ref).max())
-        check(d <= TOL, f"{name}: mel equals WhisperFeatureExtractor(128) (max diff {d:.2e})")
+        # Both are float32 pipelines; the float64 rendering shows what each one's rounding contributes.
+        exact = numpy_mel(x_ref, HANN, SLANEY)
+        d, ds, dr = (float(np.abs(a - b).max()) for a, b in ((mel, ref), (mel, exact), (ref, exact)))
+        check(d <= TOL, f"{name}: mel equals WhisperFeatureExtractor(128) (max diff {d:.2e}; to float64: "
+                        f"s2s {ds:.2e}, transformers {dr:.2e})")
+        check(ds <= TOL, f"{name}: mel equals the float64 definition ({ds:.2e})")
     return mel, pcm
 
 
@@ -112,11 +120,9 @@ def best_of(fn, n):
     return best
 
 
-def s2s_bench_ms(path, n):
-    # One thread: the comparison is per core (the extractor's numpy path is single-threaded), and a
-    # single thread is not thrown off by other tests running beside this one.
+def s2s_bench_ms(path, n, threads):
     r = subprocess.run([S2S, "mel", "--audio", path, "--out", path + ".bench.safetensors", "--bench", str(n)],
-                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
     line = [l for l in r.stdout.splitlines() if l.startswith("mel_ms")]
     return float(line[0].split()[1]) if line else float("nan")
 
@@ -197,8 +203,7 @@ def main():
 
         # ---- planted errors: the comparison must tell these apart from the real thing --------------------
         if mel_speech is not None and mel_clicks is not None:
-            hann = np.hanning(401)[:-1]
-            slaney = mel_filter_bank(201, 128, 0.0, 8000.0, 16000, norm="slaney", mel_scale="slaney")
+            hann, slaney = HANN, SLANEY
             right = numpy_mel(x_speech, hann, slaney)
             check(np.abs(mel_speech - right).max() <= TOL,
                   f"float64 numpy rendering of the definition agrees ({np.abs(mel_speech - right).max():.2e})")
@@ -239,16 +244,30 @@ def main():
                   f"({r.stderr.strip()})")
         check(not os.path.exists(P("bad.safetensors")), "no output file is written for a broken input")
 
-        # ---- speed: the same audio through transformers and through s2s (best of N, same threads) -----------
+        # ---- speed: the same audio through transformers and through s2s, best of N, one thread each (the
+        # extractor's torch path uses every core by default; per core is the comparison that holds on any machine),
+        # then both at their default thread counts for the record ------------------------------------------------
+        import torch
         sf.write(P("dense30.wav"), (rng.standard_normal(CHUNK) * 0.1).astype(np.float32), 16000, subtype="FLOAT")
-        for name, path, x in [("speech clip", P("speech.wav"), x_speech),
-                              ("dense 30 s", P("dense30.wav"), sf.read(P("dense30.wav"), dtype="float32")[0])]:
-            ref_s = best_of(lambda: reference_mel(x), 20)
-            ours_ms = s2s_bench_ms(path, 50)
-            ratio = ref_s * 1e3 / ours_ms
-            print(f"speed {name}: transformers {ref_s * 1e3:.2f} ms, s2s {ours_ms:.3f} ms -> {ratio:.1f}x")
-            if name == "speech clip":
-                check(ratio >= 10, f"speed on the speech clip >= 10x transformers ({ratio:.1f}x)")
+        sf.write(P("speech30.wav"), x_long[:CHUNK].astype(np.float32), 16000, subtype="FLOAT")
+        default_threads = torch.get_num_threads()
+        for name, path in [("speech clip (6.8 s)", P("speech.wav")), ("30 s of speech", P("speech30.wav")),
+                           ("30 s of noise", P("dense30.wav"))]:
+            x = reference_pcm(path)
+            # Rounds alternate between the two, each keeping its best: this VM's speed drifts by ~25% over
+            # hundreds of ms, and the best of several windows is what each side does on an idle core.
+            torch.set_num_threads(1)
+            ref_ms, ours_ms = 1e30, 1e30
+            for _ in range(4):
+                ref_ms = min(ref_ms, best_of(lambda: reference_mel(x), 6) * 1e3)
+                ours_ms = min(ours_ms, s2s_bench_ms(path, 100, threads=1))
+            ratio = ref_ms / ours_ms
+            torch.set_num_threads(default_threads)
+            ref_all = best_of(lambda: reference_mel(x), 10) * 1e3
+            ours_all = s2s_bench_ms(path, 100, threads=default_threads)
+            print(f"speed {name}: 1 thread: transformers {ref_ms:.2f} ms, s2s {ours_ms:.3f} ms -> {ratio:.1f}x; "
+                  f"{default_threads} threads: {ref_all:.2f} ms vs {ours_all:.3f} ms -> {ref_all / ours_all:.1f}x")
+            check(ratio >= 10, f"speed on the {name} >= 10x transformers per core ({ratio:.1f}x)")
 
     if failures:
         print(f"\n{len(failures)} failure(s)")
