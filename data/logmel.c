@@ -25,12 +25,10 @@
 #include <string.h>
 
 #define NBIN (S2S_MEL_NFFT / 2 + 1)  // 201 rfft bins
-#define NBIN_PAD 208                  // NBIN rounded up to whole 8-bin tiles
-#define BLOCK 16                      // frames per block: one AVX-512 vector of floats
-#define PAIRS (BLOCK / 2)             // complex transforms per block
-#define PAD (S2S_MEL_NFFT / 2)        // centred STFT: reflect-pad 200 each side
-#define GROUP 16                      // mel rows per group: the floor pass skips whole groups
-#define NGROUP (S2S_MEL_BINS / GROUP)
+#define NBIN_PAD 208                 // NBIN rounded up to whole 8-bin tiles
+#define BLOCK 16                     // frames per block: one AVX-512 vector of floats
+#define PAIRS (BLOCK / 2)            // complex transforms per block
+#define PAD (S2S_MEL_NFFT / 2)       // centred STFT: reflect-pad 200 each side
 _Static_assert(BLOCK == 16 && PAIRS == 8 && NBIN_PAD % 8 == 0 && NBIN_PAD >= NBIN && S2S_MEL_NFFT % 16 == 0,
                "block_gather and power_split work in 16-float vectors and 8 x 8 tiles of float pairs");
 
@@ -40,7 +38,8 @@ typedef double f64x8 __attribute__((vector_size(64)));  // only as 8 x 64-bit la
 
 struct s2s_logmel {
     fftwf_plan plan;  // PAIRS complex 400-point transforms, [PAIRS][400] -> [PAIRS][400]
-    float window[S2S_MEL_NFFT];
+    int from_wisdom;  // the plan is mel_wisdom's, not FFTW_ESTIMATE's
+    _Alignas(64) float window[S2S_MEL_NFFT];  // aligned: block_gather reads it in whole cache lines
     // Filter m covers bins [lo[m], lo[m] + len[m]) with weights w[off[m] ...]: the nonzeros of the bank.
     int lo[S2S_MEL_BINS], len[S2S_MEL_BINS], off[S2S_MEL_BINS];
     float *w;  // [nnz], times 1/4
@@ -109,8 +108,24 @@ static inline f32xB log_scale(f32xB a) {
 // objects made and freed on several loader threads must take turns.
 static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// The plan is fixed, not measured: a plan FFTW_MEASURE picks can differ from run to run and so change the low
+// bits of the mel, and training must be reproducible (a resumed run recomputes the same features bit for bit).
+// It is the one FFTW_PATIENT found for PAIRS 400-point transforms with Debian's FFTW 3.3.10 (AVX codelets) on
+// Zen 4, 20 x 20 Cooley-Tukey with the t2fv_20 codelet (precomputed twiddles), 13% faster than FFTW_ESTIMATE's
+// choice (t3fv_20, twiddles computed on the fly). Imported as wisdom, it is used wherever it applies (the same
+// FFTW build and SIMD); elsewhere FFTW_ESTIMATE plans. `s2s mel --find-wisdom` prints what FFTW_PATIENT finds on
+// the machine at hand.
+#define PLAN_FLAGS (FFTW_PATIENT | FFTW_DESTROY_INPUT)
+static const char mel_wisdom[] =
+    "(fftw-3.3.10 fftwf_wisdom #x9e7d4dee #xdb14fed1 #x34bf76a4 #xeb6e8fdf\n"
+    "  (fftwf_dft_vrank_geq1_register 0 #x10048 #x10048 #x0 #x4d0d97cc #x093b3797 #xfa0debe5 #x0b203ab1)\n"
+    "  (fftwf_codelet_t2fv_20_avx 0 #x10048 #x10048 #x0 #x7f7f32b7 #xfbc3d3e6 #x395af819 #x2842015a)\n"
+    "  (fftwf_codelet_n2fv_20_avx 0 #x10048 #x10048 #x0 #x7a0afaca #xf966c444 #x02757e95 #x61c6607d)\n"
+    ")\n";
+
 int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
-    s2s_logmel *m = calloc(1, sizeof *m);
+    s2s_logmel *m = aligned_alloc(64, (sizeof *m + 63) / 64 * 64);
+    if (m) memset(m, 0, sizeof *m);
     float(*dense)[NBIN] = malloc(sizeof(float) * S2S_MEL_BINS * NBIN);
     fftwf_complex *z = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
     fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
@@ -136,12 +151,15 @@ int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
     for (int b = 0; b < S2S_MEL_BINS; b++)
         for (int k = 0; k < m->len[b]; k++)  // x 1/4: power_split leaves 4 |X|^2 (exact: a power of two)
             m->w[m->off[b] + k] = 0.25f * dense[b][m->lo[b] + k];
-    // FFTW_ESTIMATE, not MEASURE: a measured plan can differ between runs and so change the low bits of the
-    // mel, and training must be reproducible (a resumed run recomputes the same features bit for bit).
     int n = S2S_MEL_NFFT;
     pthread_mutex_lock(&fftw_planner_lock);
-    m->plan = fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD,
-                                  FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
+    fftwf_import_wisdom_from_string(mel_wisdom);
+    m->plan =
+        fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD, PLAN_FLAGS | FFTW_WISDOM_ONLY);
+    m->from_wisdom = m->plan != NULL;
+    if (!m->plan)
+        m->plan = fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD,
+                                      FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
     pthread_mutex_unlock(&fftw_planner_lock);
     if (!m->plan) {
         s2s_derr_set(err, "logmel: FFTW could not plan a %d-point complex transform", n);
@@ -172,6 +190,29 @@ void s2s_logmel_free(s2s_logmel *m) {
     free(m);
 }
 
+const char *s2s_logmel_plan(const s2s_logmel *m) { return m->from_wisdom ? "wisdom" : "estimate"; }
+
+char *s2s_logmel_find_wisdom(void) {
+    int n = S2S_MEL_NFFT;
+    fftwf_complex *z = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * n);
+    fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * n);
+    char *text = NULL;
+    pthread_mutex_lock(&fftw_planner_lock);
+    fftwf_forget_wisdom();  // else the planner would return mel_wisdom's plan
+    fftwf_plan p =
+        z && spec ? fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD, PLAN_FLAGS) : NULL;
+    if (p) {
+        char *w = fftwf_export_wisdom_to_string();
+        text = w ? strdup(w) : NULL;
+        free(w);  // fftwf_export_wisdom_to_string's result is malloc'd
+        fftwf_destroy_plan(p);
+    }
+    pthread_mutex_unlock(&fftw_planner_lock);
+    fftwf_free(z);
+    fftwf_free(spec);
+    return text;
+}
+
 int64_t s2s_logmel_padded_frames(int64_t n) {
     return (n + S2S_MEL_CHUNK_SAMPLES - 1) / S2S_MEL_CHUNK_SAMPLES * S2S_MEL_CHUNK_FRAMES;
 }
@@ -193,12 +234,12 @@ int64_t s2s_logmel_valid_frames(int64_t n) { return (n + S2S_MEL_HOP - 1) / S2S_
 #define T2B 2, 3, 10, 11, 6, 7, 14, 15
 #define T1A 0, 8, 2, 10, 4, 12, 6, 14
 #define T1B 1, 9, 3, 11, 5, 13, 7, 15
-#define TSTAGE(d, A, B)                                        \
-    for (int i = 0; i < 8; i++)                                \
-        if (!(i & (d))) {                                      \
-            f64x8 a_ = r[i], b_ = r[i + (d)];                  \
-            r[i] = __builtin_shufflevector(a_, b_, A);         \
-            r[i + (d)] = __builtin_shufflevector(a_, b_, B);   \
+#define TSTAGE(d, A, B)                                      \
+    for (int i = 0; i < 8; i++)                              \
+        if (!(i & (d))) {                                    \
+            f64x8 a_ = r[i], b_ = r[i + (d)];                \
+            r[i] = __builtin_shufflevector(a_, b_, A);       \
+            r[i + (d)] = __builtin_shufflevector(a_, b_, B); \
         }
 
 static void transpose8(f64x8 r[8]) {
@@ -218,9 +259,9 @@ static void power_split(const fftwf_complex *spec, float *pw) {
         for (int p = 0; p < PAIRS; p++) {
             const float *z = (const float *)(spec + p * S2S_MEL_NFFT);
             f32xB a, b;
-            memcpy(&a, z + 2 * k0, sizeof a);                             // Z[k0 .. k0+7]
-            memcpy(&b, z + 2 * (S2S_MEL_NFFT - 7 - k0), sizeof b);        // Z[393-k0 .. 400-k0]
-            b = __builtin_shufflevector(b, b, REV_PAIRS);                  // Z[400-k0 .. 393-k0]
+            memcpy(&a, z + 2 * k0, sizeof a);                       // Z[k0 .. k0+7]
+            memcpy(&b, z + 2 * (S2S_MEL_NFFT - 7 - k0), sizeof b);  // Z[393-k0 .. 400-k0]
+            b = __builtin_shufflevector(b, b, REV_PAIRS);           // Z[400-k0 .. 393-k0]
             if (k0 == 0) {  // lane 0 read Z[400], past the pair: its partner is Z[0]
                 b[0] = a[0];
                 b[1] = a[1];
@@ -297,7 +338,6 @@ static void block_gather(const s2s_logmel *m, const float *x, int64_t n, int64_t
     }
 }
 
-
 // acc [128][BLOCK] = filters (sparse) x pw.
 static void block_filter(const s2s_logmel *m, const float *pw, float *acc) {
     for (int b = 0; b < S2S_MEL_BINS; b++) {
@@ -313,43 +353,28 @@ static void block_filter(const s2s_logmel *m, const float *pw, float *acc) {
     }
 }
 
-// log_scale(acc) -> mel[b * F + t0 + f] for f < nt; the bits of the largest value into *pmax and of the smallest
-// of each group of GROUP rows into pmin[NGROUP] (over all BLOCK lanes: lanes past nt hold zero frames). A loop
-// without inner branches, so that the log's long chains of dependent operations overlap across rows.
-static void block_log(const float *acc, int64_t F, int64_t t0, int nt, float *restrict mel, int32_t *pmax,
-                      int32_t *pmin) {
-    i32xB mx = {0};
-    for (int g = 0; g < NGROUP; g++) {
-        i32xB mn = (i32xB){0} + 0x7f800000;
-        for (int b = g * GROUP; b < (g + 1) * GROUP; b++) {
-            f32xB a;
-            i32xB u;  // non-negative floats order like their bits, and integer compares select without branches
-            memcpy(&a, acc + b * BLOCK, sizeof a);
-            memcpy(&u, &a, sizeof u);
-            i32xB gt = u > mx, lt = u < mn;
-            mx = (u & gt) | (mx & ~gt);
-            mn = (u & lt) | (mn & ~lt);
-            f32xB y = log_scale(a);
-            if (nt == BLOCK) memcpy(mel + b * F + t0, &y, sizeof y);  // a constant-size copy is one vector store
-            else memcpy(mel + b * F + t0, &y, sizeof(float) * nt);
-        }
-        int32_t low = 0x7f800000;
-        for (int l = 0; l < BLOCK; l++) low = mn[l] < low ? mn[l] : low;
-        pmin[g] = low;
-    }
-    int32_t hi = 0;
-    for (int l = 0; l < BLOCK; l++) hi = mx[l] > hi ? mx[l] : hi;
-    *pmax = hi;
-}
-
-// Frames [t0, t0 + nt) of the signal -> their rows of mel (see block_log).
-static void block_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
-                          mel_work *w, float *restrict mel, int32_t *pmax, int32_t *pmin) {
+// Frames [t0, t0 + nt) of the signal -> their mel power in mel[b * F + t0 + f]; returns the bits of the largest
+// (non-negative floats order like their bits, and integer compares select without branches).
+static int32_t block_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
+                             mel_work *w, float *restrict mel) {
     block_gather(m, x, n, F, t0, nt, w->z);     // z [PAIRS][400]
     fftwf_execute_dft(m->plan, w->z, w->spec);  // spec [PAIRS][400]
     power_split(w->spec, w->pw);                // pw [NBIN_PAD][BLOCK]
     block_filter(m, w->pw, w->acc);             // acc [128][BLOCK]
-    block_log(w->acc, F, t0, nt, mel, pmax, pmin);
+    i32xB mx = {0};  // lanes past nt hold zero frames
+    for (int b = 0; b < S2S_MEL_BINS; b++) {
+        f32xB a;
+        i32xB u;
+        memcpy(&a, w->acc + b * BLOCK, sizeof a);
+        memcpy(&u, &a, sizeof u);
+        i32xB gt = u > mx;
+        mx = (u & gt) | (mx & ~gt);
+        if (nt == BLOCK) memcpy(mel + b * F + t0, &a, sizeof a);  // a constant-size copy is one vector store
+        else memcpy(mel + b * F + t0, &a, sizeof(float) * nt);
+    }
+    int32_t hi = 0;
+    for (int l = 0; l < BLOCK; l++) hi = mx[l] > hi ? mx[l] : hi;
+    return hi;
 }
 
 // ---- the whole signal -----------------------------------------------------------------------------------
@@ -362,12 +387,12 @@ int s2s_logmel_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F
     if (F * S2S_MEL_HOP <= PAD)
         return s2s_derr_set(err, "logmel: %lld frames are too few to reflect-pad", (long long)F);
     const int64_t nblocks = (F + BLOCK - 1) / BLOCK;
-    int32_t *bmax = malloc(sizeof(int32_t) * (1 + NGROUP) * (size_t)nblocks);  // [nblocks] a block's max power
-    if (!bmax) return s2s_derr_set(err, "logmel: out of memory");
-    int32_t *bmin = bmax + nblocks;  // [nblocks][NGROUP] min power of a group of rows; -1: zero padding
+    char *pad = malloc((size_t)nblocks);  // [nblocks] 1: wholly in the zero padding, not computed
+    if (!pad) return s2s_derr_set(err, "logmel: out of memory");
+    int32_t pmax = 0;  // bits of the largest mel power
     int oom = 0;
-    // Pass 1: log_scale(mel power) [128, F].
-#pragma omp parallel reduction(| : oom)
+    // Pass 1: mel power [128, F].
+#pragma omp parallel reduction(| : oom) reduction(max : pmax)
     {
         mel_work w;
         if (work_alloc(&w)) oom = 1;
@@ -378,50 +403,49 @@ int s2s_logmel_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F
             int64_t t0 = blk * BLOCK;
             int nt = (int)(F - t0 < BLOCK ? F - t0 : BLOCK);
             int64_t first = t0 * S2S_MEL_HOP - PAD, last_end = (t0 + nt - 1) * S2S_MEL_HOP + PAD;
-            bmax[blk] = 0;
-            for (int g = 0; g < NGROUP; g++) bmin[blk * NGROUP + g] = -1;
-            if (oom || (first >= n && last_end <= F * S2S_MEL_HOP)) continue;  // wholly in the zero padding
-            block_compute(m, x, n, F, t0, nt, &w, mel, &bmax[blk], &bmin[blk * NGROUP]);
+            pad[blk] = first >= n && last_end <= F * S2S_MEL_HOP;
+            if (oom || pad[blk]) continue;
+            int32_t mx = block_compute(m, x, n, F, t0, nt, &w, mel);
+            pmax = mx > pmax ? mx : pmax;
         }
         work_free(&w);
     }
     if (oom) {
-        free(bmax);
+        free(pad);
         return s2s_derr_set(err, "logmel: out of memory");
     }
-    // Pass 2: the floor. The reference clamps at 1e-10 before its log10 and floors at (max log - 8) after; log_scale
-    // being monotone, both are one max with log_scale(max(1e-10, max power * 1e-8)), needed only on the blocks
-    // holding a smaller value. The zero padding is the floor itself.
-    int32_t pmax = 0;
-    for (int64_t b = 0; b < nblocks; b++) pmax = bmax[b] > pmax ? bmax[b] : pmax;
+    // Pass 2, row by row so that memory is walked in order: the reference clamps at 1e-10 before its log10 and
+    // floors at (max log - 8) after; log_scale being monotone, both are one clamp of the power at
+    // max(1e-10, max power * 1e-8) before it. The zero padding is that floor's log.
     float pm;
     memcpy(&pm, &pmax, 4);
     float lo = fmaxf((float)((double)pm * 1e-8), 1e-10f);
+    const f32xB yf = log_scale((f32xB){0} + lo);
     int32_t lo_bits;
     memcpy(&lo_bits, &lo, 4);
-    const float yfloor = log_scale((f32xB){0} + lo)[0];
-    // Row by row, so that memory is walked in order; a block's BLOCK frames of a row are one vector.
-    const f32xB yf = (f32xB){0} + yfloor;
+    const i32xB lov = (i32xB){0} + lo_bits;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < S2S_MEL_BINS; b++)
-        for (int64_t blk = 0; blk < nblocks; blk++) {
-            const int32_t low = bmin[blk * NGROUP + b / GROUP];
-            if (low >= lo_bits) continue;
-            int64_t t0 = blk * BLOCK;
-            int nt = (int)(F - t0 < BLOCK ? F - t0 : BLOCK);
-            float *row = mel + b * F + t0;
-            if (nt < BLOCK || low < 0) {
-                for (int f = 0; f < nt; f++) row[f] = low < 0 || row[f] < yfloor ? yfloor : row[f];
+    for (int b = 0; b < S2S_MEL_BINS; b++) {
+        float *row = mel + b * F;
+        for (int64_t t0 = 0; t0 + BLOCK <= F; t0 += BLOCK) {  // whole blocks
+            if (pad[t0 / BLOCK]) {
+                memcpy(row + t0, &yf, sizeof yf);
                 continue;
             }
-            f32xB v;  // one vector: a scalar loop over an unknown nt does not vectorise
-            memcpy(&v, row, sizeof v);
-            i32xB lt = v < yf, vi, fi;
-            memcpy(&vi, &v, sizeof v);
-            memcpy(&fi, &yf, sizeof yf);
-            vi = (fi & lt) | (vi & ~lt);
-            memcpy(row, &vi, sizeof vi);
+            i32xB u;
+            memcpy(&u, row + t0, sizeof u);
+            i32xB gt = u > lov;
+            u = (u & gt) | (lov & ~gt);
+            f32xB a;
+            memcpy(&a, &u, sizeof a);
+            a = log_scale(a);
+            memcpy(row + t0, &a, sizeof a);
         }
-    free(bmax);
+        for (int64_t t = F / BLOCK * BLOCK; t < F; t++) {  // the last, partial block
+            f32xB a = (f32xB){0} + (pad[t / BLOCK] || row[t] < lo ? lo : row[t]);
+            row[t] = log_scale(a)[0];
+        }
+    }
+    free(pad);
     return 0;
 }

@@ -10,11 +10,12 @@
 // The result is [128, F] with F = P / 160 = 3000 per chunk; the first ceil(n / 160) frames are valid
 // (OpenS2S's attention mask, audio_mask[::160]). Each 3000-frame chunk is encoded separately downstream.
 //
-// Computed with FFTW in double precision (within ~5e-6 of a float64 rendering of the definition; the
-// reference's float32 torch path is ~3e-5 from it on speech, and that is the difference to expect), the mel
-// sums and log in float32, OpenMP over 16-frame blocks. Every frame is computed the same way whatever
-// the thread count and the max is exact, so the output does not depend on the thread count; the FFTW plan is
-// FFTW_ESTIMATE, so it does not depend on timing either.
+// Computed as the reference's torch path does, in float32 (FFTW single precision, two frames per complex
+// transform), with the mel sums and log vectorised across 16-frame blocks and OpenMP over blocks. Both are within
+// ~3-6e-5 of a float64 rendering of the definition on speech, in the values 60-80 dB below their frame's energy;
+// tests/data/test_mel.py prints both distances. Every frame is computed the same way whatever the thread count and
+// the max is exact, so the output does not depend on the thread count; the FFT plan is fixed (see mel_wisdom in
+// logmel.c), not measured, so it does not depend on timing either.
 #pragma once
 #include <stdint.h>
 #include "errors.h"
@@ -29,6 +30,11 @@ typedef struct s2s_logmel s2s_logmel;  // FFTW plan, window, sparse filter bank;
 
 int s2s_logmel_new(s2s_logmel **out, s2s_derr *err);
 void s2s_logmel_free(s2s_logmel *m);
+// Which FFT plan m runs: "wisdom" (the built-in plan, where this FFTW build and CPU can run it) or "estimate".
+const char *s2s_logmel_plan(const s2s_logmel *m);
+// The FFTW wisdom FFTW_PATIENT finds for the transform on this machine (malloc'd text, NULL on failure). Forgets
+// FFTW's accumulated wisdom first; for maintainers refreshing the built-in plan (`s2s mel --find-wisdom`).
+char *s2s_logmel_find_wisdom(void);
 
 // Frames of the padded mel for n samples: 3000 * ceil(n / 480000).
 int64_t s2s_logmel_padded_frames(int64_t n);

@@ -16,7 +16,8 @@ static void usage(FILE *f) {
             "  it (audio zero-padded to a multiple of 30 s). frames = ceil(samples / 160), the valid frames;\n"
             "  --pad30 keeps the whole padded array (3000 frames per 30 s chunk).\n"
             "  --with-audio  also write `audio` f32 [samples], the 16 kHz mono signal the mel was made from\n"
-            "  --bench N     compute the mel N more times and print the fastest, in ms\n"
+            "  --bench N     compute the mel N more times and print the fastest, in ms, and the FFT plan\n"
+            "  s2s mel --find-wisdom: print the FFTW wisdom FFTW_PATIENT finds for the transform here\n"
             "  metadata: valid_frames, padded_frames, samples, sample_rate\n");
 }
 
@@ -29,6 +30,16 @@ static double now_s(void) {
 static int run(int argc, char **argv) {
     const char *audio = NULL, *out = NULL;
     int pad30 = 0, with_audio = 0, bench = 0;
+    if (argc == 2 && !strcmp(argv[1], "--find-wisdom")) {  // for maintainers: see mel_wisdom in data/logmel.c
+        char *w = s2s_logmel_find_wisdom();
+        if (!w) {
+            fprintf(stderr, "s2s mel: FFTW could not plan the transform\n");
+            return 1;
+        }
+        fputs(w, stdout);
+        free(w);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--audio") && i + 1 < argc) audio = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
@@ -76,7 +87,8 @@ static int run(int argc, char **argv) {
             t = now_s() - t;
             best = t < best ? t : best;
         }
-        printf("mel_ms %.4f frames %lld samples %lld\n", best * 1e3, (long long)F, (long long)n);
+        printf("mel_ms %.4f frames %lld samples %lld plan %s\n", best * 1e3, (long long)F, (long long)n,
+               s2s_logmel_plan(lm));
     }
     int64_t keep = pad30 ? F : valid;
     if (keep < F)  // rows are F long; keep the first `keep` of each in place
