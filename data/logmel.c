@@ -1,22 +1,22 @@
 // logmel.c — Whisper log-mel (see logmel.h for the definition) with FFTW.
 //
-// Single precision, as the reference's torch path: float32 frames, window, FFT, power, mel sums and log. The FFT
-// takes frames in pairs, frame a as the real part and frame b as the imaginary part of one 400-point complex
-// transform Z, split afterwards as X_a[k] = (Z[k] + conj Z[400-k]) / 2, X_b[k] = (Z[k] - conj Z[400-k]) / 2i:
-// FFTW does that in ~0.14 us a frame here, against ~0.18 us for a 200-point complex transform per frame (the
-// half-length real-input trick), ~0.3 us for its 400-point r2c, and ~0.25 us for the best double-precision
-// layout. The transform's rounding is relative to the pair's energy, so a weak mel value next to a loud one
-// carries ~1.4x the rounding of the reference's own per-frame float FFT: on speech both sit within ~3-5e-5 of a
-// float64 rendering of the definition (tests/data/test_mel.py measures both against it). A double-precision
-// transform would halve our share of that but cost 1.6x overall, and a per-frame fallback to double for weak
-// values fires on most frames of real speech (resampled audio has little energy near 8 kHz).
+// The transform is double precision; after it, power, mel sums and log are float32, as in the reference. Double
+// is what keeps the result at the reference's own rounding: in float32 the FFT's error is relative to the frame's
+// energy, and the mel values that survive the floor sit up to 80 dB below their frame (resampled audio has next
+// to nothing near 8 kHz), where float32 rounding reaches 1e-4 (measured: 1.5e-4 from a float64 rendering on a
+// resampled speech file, while transformers' own float32 path was 3.6e-5 from it on the same file). A float32
+// transform was 1.6x faster overall; a fallback to double for the weak values fired on most frames of speech.
+//
+// The FFT takes frames in pairs, frame a as the real part and frame b as the imaginary part of one 400-point
+// complex transform Z, split afterwards as X_a[k] = (Z[k] + conj Z[400-k]) / 2, X_b[k] = (Z[k] - conj Z[400-k]) /
+// 2i: ~0.23 us a pair here, the cheapest of FFTW's ways to a real 400-point transform (a 200-point complex one per
+// frame needs a twiddle pass after it; FFTW's r2c codelets have no SIMD).
 //
 // Work is done in blocks of BLOCK frames so that the inner loops run across frames: the power spectrum of a
 // block is stored bin-major [NBIN_PAD][BLOCK], the sparse filter bank (each FFT bin feeds at most two filters)
-// accumulates whole BLOCK-wide vectors, the log runs on those vectors while they are in registers, and each
-// mel row of the block lands contiguously in the [128, F] output. The floor (max - 8 in log10) needs the
-// global max, so it is a last pass over the blocks that hold a value below it. Blocks lying wholly in the zero
-// padding are not transformed: their power is exactly 0, as in the reference.
+// accumulates whole BLOCK-wide vectors, and each mel row of the block lands contiguously in the [128, F] output.
+// The clamp and floor need the global max, so the log is a second pass, row by row. Blocks lying wholly in the
+// zero padding are not transformed: their power is exactly 0, as in the reference.
 #include "logmel.h"
 #include <fftw3.h>
 #include <math.h>
@@ -29,17 +29,18 @@
 #define BLOCK 16                     // frames per block: one AVX-512 vector of floats
 #define PAIRS (BLOCK / 2)            // complex transforms per block
 #define PAD (S2S_MEL_NFFT / 2)       // centred STFT: reflect-pad 200 each side
-_Static_assert(BLOCK == 16 && PAIRS == 8 && NBIN_PAD % 8 == 0 && NBIN_PAD >= NBIN && S2S_MEL_NFFT % 16 == 0,
-               "block_gather and power_split work in 16-float vectors and 8 x 8 tiles of float pairs");
+_Static_assert(BLOCK == 16 && PAIRS == 8 && NBIN_PAD % 8 == 0 && NBIN_PAD >= NBIN && S2S_MEL_NFFT % 8 == 0,
+               "block_gather and power_split work in 8-double vectors and 8 x 8 tiles of float pairs");
 
 typedef float f32xB __attribute__((vector_size(BLOCK * sizeof(float))));      // one value per frame of a block
 typedef int32_t i32xB __attribute__((vector_size(BLOCK * sizeof(int32_t))));  // the same lanes as bits
-typedef double f64x8 __attribute__((vector_size(64)));  // only as 8 x 64-bit lanes, to move float pairs
+typedef double f64x8 __attribute__((vector_size(64)));  // 8 doubles: 4 complex numbers, or 8 float pairs to move
+typedef float f32x8 __attribute__((vector_size(32)));   // half a block
 
 struct s2s_logmel {
-    fftwf_plan plan;  // PAIRS complex 400-point transforms, [PAIRS][400] -> [PAIRS][400]
+    fftw_plan plan;  // PAIRS complex 400-point transforms, [PAIRS][400] -> [PAIRS][400]
     int from_wisdom;  // the plan is mel_wisdom's, not FFTW_ESTIMATE's
-    _Alignas(64) float window[S2S_MEL_NFFT];  // aligned: block_gather reads it in whole cache lines
+    _Alignas(64) double window[S2S_MEL_NFFT];  // aligned: block_gather reads it in whole cache lines
     // Filter m covers bins [lo[m], lo[m] + len[m]) with weights w[off[m] ...]: the nonzeros of the bank.
     int lo[S2S_MEL_BINS], len[S2S_MEL_BINS], off[S2S_MEL_BINS];
     float *w;  // [nnz], times 1/4
@@ -111,27 +112,27 @@ static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 // The plan is fixed, not measured: a plan FFTW_MEASURE picks can differ from run to run and so change the low
 // bits of the mel, and training must be reproducible (a resumed run recomputes the same features bit for bit).
 // It is the one FFTW_PATIENT found for PAIRS 400-point transforms with Debian's FFTW 3.3.10 (AVX codelets) on
-// Zen 4, 20 x 20 Cooley-Tukey with the t2fv_20 codelet (precomputed twiddles), 13% faster than FFTW_ESTIMATE's
+// Zen 4, 20 x 20 Cooley-Tukey with the t2fv_20 codelet (precomputed twiddles), ~10% faster than FFTW_ESTIMATE's
 // choice (t3fv_20, twiddles computed on the fly). Imported as wisdom, it is used wherever it applies (the same
 // FFTW build and SIMD); elsewhere FFTW_ESTIMATE plans. `s2s mel --find-wisdom` prints what FFTW_PATIENT finds on
 // the machine at hand.
 #define PLAN_FLAGS (FFTW_PATIENT | FFTW_DESTROY_INPUT)
 static const char mel_wisdom[] =
-    "(fftw-3.3.10 fftwf_wisdom #x9e7d4dee #xdb14fed1 #x34bf76a4 #xeb6e8fdf\n"
-    "  (fftwf_dft_vrank_geq1_register 0 #x10048 #x10048 #x0 #x4d0d97cc #x093b3797 #xfa0debe5 #x0b203ab1)\n"
-    "  (fftwf_codelet_t2fv_20_avx 0 #x10048 #x10048 #x0 #x7f7f32b7 #xfbc3d3e6 #x395af819 #x2842015a)\n"
-    "  (fftwf_codelet_n2fv_20_avx 0 #x10048 #x10048 #x0 #x7a0afaca #xf966c444 #x02757e95 #x61c6607d)\n"
+    "(fftw-3.3.10 fftw_wisdom #x458a31c8 #x92381c4c #x4f974889 #xcd46f97e\n"
+    "  (fftw_codelet_t2fv_20_avx 0 #x10048 #x10048 #x0 #x125c84be #xcf6c142a #xa37133c9 #xb1093473)\n"
+    "  (fftw_codelet_n2fv_20_avx 0 #x10048 #x10048 #x0 #xae29540d #x4893058f #xc5287f97 #xfeb51d45)\n"
+    "  (fftw_dft_vrank_geq1_register 0 #x10048 #x10048 #x0 #xbccec945 #x23eb625c #x0544993e #xb9bbbaca)\n"
     ")\n";
 
 int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
     s2s_logmel *m = aligned_alloc(64, (sizeof *m + 63) / 64 * 64);
     if (m) memset(m, 0, sizeof *m);
     float(*dense)[NBIN] = malloc(sizeof(float) * S2S_MEL_BINS * NBIN);
-    fftwf_complex *z = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
-    fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
+    fftw_complex *z = fftw_malloc(sizeof(fftw_complex) * PAIRS * S2S_MEL_NFFT);
+    fftw_complex *spec = fftw_malloc(sizeof(fftw_complex) * PAIRS * S2S_MEL_NFFT);
     if (!m || !dense || !z || !spec) goto oom;
     for (int i = 0; i < S2S_MEL_NFFT; i++)  // periodic Hann: np.hanning(401)[:-1]
-        m->window[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / S2S_MEL_NFFT));
+        m->window[i] = 0.5 - 0.5 * cos(2.0 * M_PI * i / S2S_MEL_NFFT);
     build_filters(dense);
     int nnz = 0;
     for (int b = 0; b < S2S_MEL_BINS; b++) {
@@ -153,12 +154,12 @@ int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
             m->w[m->off[b] + k] = 0.25f * dense[b][m->lo[b] + k];
     int n = S2S_MEL_NFFT;
     pthread_mutex_lock(&fftw_planner_lock);
-    fftwf_import_wisdom_from_string(mel_wisdom);
+    fftw_import_wisdom_from_string(mel_wisdom);
     m->plan =
-        fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD, PLAN_FLAGS | FFTW_WISDOM_ONLY);
+        fftw_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD, PLAN_FLAGS | FFTW_WISDOM_ONLY);
     m->from_wisdom = m->plan != NULL;
     if (!m->plan)
-        m->plan = fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD,
+        m->plan = fftw_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD,
                                       FFTW_ESTIMATE | FFTW_DESTROY_INPUT);
     pthread_mutex_unlock(&fftw_planner_lock);
     if (!m->plan) {
@@ -166,8 +167,8 @@ int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
         goto fail;
     }
     free(dense);
-    fftwf_free(z);
-    fftwf_free(spec);
+    fftw_free(z);
+    fftw_free(spec);
     *out = m;
     return 0;
 oom:
@@ -176,15 +177,15 @@ fail:
     if (m) free(m->w);
     free(m);
     free(dense);
-    fftwf_free(z);
-    fftwf_free(spec);
+    fftw_free(z);
+    fftw_free(spec);
     return -1;
 }
 
 void s2s_logmel_free(s2s_logmel *m) {
     if (!m) return;
     pthread_mutex_lock(&fftw_planner_lock);
-    fftwf_destroy_plan(m->plan);
+    fftw_destroy_plan(m->plan);
     pthread_mutex_unlock(&fftw_planner_lock);
     free(m->w);
     free(m);
@@ -194,22 +195,22 @@ const char *s2s_logmel_plan(const s2s_logmel *m) { return m->from_wisdom ? "wisd
 
 char *s2s_logmel_find_wisdom(void) {
     int n = S2S_MEL_NFFT;
-    fftwf_complex *z = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * n);
-    fftwf_complex *spec = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * n);
+    fftw_complex *z = fftw_malloc(sizeof(fftw_complex) * PAIRS * n);
+    fftw_complex *spec = fftw_malloc(sizeof(fftw_complex) * PAIRS * n);
     char *text = NULL;
     pthread_mutex_lock(&fftw_planner_lock);
-    fftwf_forget_wisdom();  // else the planner would return mel_wisdom's plan
-    fftwf_plan p =
-        z && spec ? fftwf_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD, PLAN_FLAGS) : NULL;
+    fftw_forget_wisdom();  // else the planner would return mel_wisdom's plan
+    fftw_plan p =
+        z && spec ? fftw_plan_many_dft(1, &n, PAIRS, z, NULL, 1, n, spec, NULL, 1, n, FFTW_FORWARD, PLAN_FLAGS) : NULL;
     if (p) {
-        char *w = fftwf_export_wisdom_to_string();
+        char *w = fftw_export_wisdom_to_string();
         text = w ? strdup(w) : NULL;
-        free(w);  // fftwf_export_wisdom_to_string's result is malloc'd
-        fftwf_destroy_plan(p);
+        free(w);  // fftw_export_wisdom_to_string's result is malloc'd
+        fftw_destroy_plan(p);
     }
     pthread_mutex_unlock(&fftw_planner_lock);
-    fftwf_free(z);
-    fftwf_free(spec);
+    fftw_free(z);
+    fftw_free(spec);
     return text;
 }
 
@@ -223,10 +224,11 @@ int64_t s2s_logmel_valid_frames(int64_t n) { return (n + S2S_MEL_HOP - 1) / S2S_
 
 // Shuffle patterns (GCC >= 12 and clang take __builtin_shufflevector; indices past the first operand's lanes
 // pick from the second).
-#define ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23        // interleave two vectors: first halves
-#define ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31  // second halves
-#define REV_PAIRS 14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1       // 8 complex numbers, last first
-#define SWAP_RI 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14         // re <-> im of each
+#define ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11                                     // interleave two 8-vectors: first halves
+#define ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15                                   // second halves
+#define REV4 6, 7, 4, 5, 2, 3, 0, 1                                          // 4 complex doubles, last first
+#define SWAP_RI8 1, 0, 3, 2, 5, 4, 7, 6                                     // re <-> im of each
+#define CAT8 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15             // two halves -> one block
 // An 8 x 8 transpose swaps the off-diagonal d x d blocks of every 2d x 2d block, d = 4, 2, 1.
 #define T4A 0, 1, 2, 3, 8, 9, 10, 11
 #define T4B 4, 5, 6, 7, 12, 13, 14, 15
@@ -251,24 +253,31 @@ static void transpose8(f64x8 r[8]) {
 // pw [NBIN_PAD][BLOCK] = 4 x power, bin-major, from spec [PAIRS][400] (+ 8 spare entries: the first tile reads
 // one past a pair). With a = Z[k], b = Z[400-k] (Z[400] = Z[0]) interleaved as (re, im), S = a + b, D = a - b:
 // 4 |X_a[k]|^2 = S.re^2 + D.im^2 and 4 |X_b[k]|^2 = S.im^2 + D.re^2, i.e. the pair (4|X_a|^2, 4|X_b|^2) is S^2 +
-// (D^2 with re and im swapped), already in frame order. Eight bins of the block's eight pairs at a time: an
-// 8 x 8 transpose of those float pairs turns pair-major into bin-major.
-static void power_split(const fftwf_complex *spec, float *pw) {
+// (D^2 with re and im swapped), already in frame order; rounded to float once formed. Eight bins of the block's
+// eight pairs at a time: an 8 x 8 transpose of those float pairs turns pair-major into bin-major.
+static inline f32x8 pair_power(f64x8 a, f64x8 b) {  // 4 bins: a = Z[k..k+3], b = Z[400-k..397-k]
+    f64x8 sm = a + b, df = a - b;
+    df *= df;
+    return __builtin_convertvector(sm * sm + __builtin_shufflevector(df, df, SWAP_RI8), f32x8);
+}
+
+static void power_split(const fftw_complex *spec, float *pw) {
     for (int k0 = 0; k0 < NBIN; k0 += 8) {
         f64x8 r[8];
         for (int p = 0; p < PAIRS; p++) {
-            const float *z = (const float *)(spec + p * S2S_MEL_NFFT);
-            f32xB a, b;
-            memcpy(&a, z + 2 * k0, sizeof a);                       // Z[k0 .. k0+7]
-            memcpy(&b, z + 2 * (S2S_MEL_NFFT - 7 - k0), sizeof b);  // Z[393-k0 .. 400-k0]
-            b = __builtin_shufflevector(b, b, REV_PAIRS);           // Z[400-k0 .. 393-k0]
+            const double *z = (const double *)(spec + p * S2S_MEL_NFFT);
+            f64x8 a0, a1, b0, b1;
+            memcpy(&a0, z + 2 * k0, sizeof a0);                        // Z[k0 .. k0+3]
+            memcpy(&a1, z + 2 * k0 + 8, sizeof a1);                    // Z[k0+4 .. k0+7]
+            memcpy(&b1, z + 2 * (S2S_MEL_NFFT - 7 - k0), sizeof b1);   // Z[393-k0 .. 396-k0]
+            memcpy(&b0, z + 2 * (S2S_MEL_NFFT - 3 - k0), sizeof b0);   // Z[397-k0 .. 400-k0]
+            b0 = __builtin_shufflevector(b0, b0, REV4);                 // Z[400-k0 .. 397-k0]
+            b1 = __builtin_shufflevector(b1, b1, REV4);                 // Z[396-k0 .. 393-k0]
             if (k0 == 0) {  // lane 0 read Z[400], past the pair: its partner is Z[0]
-                b[0] = a[0];
-                b[1] = a[1];
+                b0[0] = a0[0];
+                b0[1] = a0[1];
             }
-            f32xB sm = a + b, df = a - b;
-            df *= df;
-            f32xB q = sm * sm + __builtin_shufflevector(df, df, SWAP_RI);  // 4 |X|^2: the filters hold the 1/4
+            f32xB q = __builtin_shufflevector(pair_power(a0, b0), pair_power(a1, b1), CAT8);
             memcpy(&r[p], &q, sizeof q);
         }
         transpose8(r);
@@ -292,30 +301,30 @@ static const float *frame_samples(const float *x, int64_t n, int64_t P, int64_t 
 
 // Per-thread buffers.
 typedef struct {
-    fftwf_complex *z, *spec;  // [PAIRS][400] packed pairs, and their transforms (+ 8 entries power_split reads)
+    fftw_complex *z, *spec;  // [PAIRS][400] packed pairs, and their transforms (+ 8 entries power_split reads)
     float *pw;                // [NBIN_PAD][BLOCK] 4 x power, bin-major
     float *acc;               // [128][BLOCK] mel power
 } mel_work;
 
 static int work_alloc(mel_work *w) {
-    w->z = fftwf_malloc(sizeof(fftwf_complex) * PAIRS * S2S_MEL_NFFT);
-    w->spec = fftwf_malloc(sizeof(fftwf_complex) * (PAIRS * S2S_MEL_NFFT + 8));
-    w->pw = fftwf_malloc(sizeof(float) * NBIN_PAD * BLOCK);
-    w->acc = fftwf_malloc(sizeof(float) * S2S_MEL_BINS * BLOCK);
+    w->z = fftw_malloc(sizeof(fftw_complex) * PAIRS * S2S_MEL_NFFT);
+    w->spec = fftw_malloc(sizeof(fftw_complex) * (PAIRS * S2S_MEL_NFFT + 8));
+    w->pw = fftw_malloc(sizeof(float) * NBIN_PAD * BLOCK);
+    w->acc = fftw_malloc(sizeof(float) * S2S_MEL_BINS * BLOCK);
     return w->z && w->spec && w->pw && w->acc ? 0 : -1;
 }
 
 static void work_free(mel_work *w) {
-    fftwf_free(w->z);
-    fftwf_free(w->spec);
-    fftwf_free(w->pw);
-    fftwf_free(w->acc);
+    fftw_free(w->z);
+    fftw_free(w->spec);
+    fftw_free(w->pw);
+    fftw_free(w->acc);
 }
 
-// z [PAIRS][400]: frames t0 + 2p (real parts) and t0 + 2p + 1 (imaginary parts), windowed; frames past nt are
-// zero.
+// z [PAIRS][400]: frames t0 + 2p (real parts) and t0 + 2p + 1 (imaginary parts), windowed in double; frames past
+// nt are zero.
 static void block_gather(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
-                         fftwf_complex *zc) {
+                         fftw_complex *zc) {
     static const float zeros[S2S_MEL_NFFT];
     const int64_t P = F * S2S_MEL_HOP;
     float ta[S2S_MEL_NFFT], tb[S2S_MEL_NFFT];
@@ -323,17 +332,17 @@ static void block_gather(const s2s_logmel *m, const float *x, int64_t n, int64_t
         int f = 2 * p;
         const float *sa = f < nt ? frame_samples(x, n, P, t0 + f, ta) : zeros;
         const float *sb = f + 1 < nt ? frame_samples(x, n, P, t0 + f + 1, tb) : zeros;
-        float *z = (float *)(zc + p * S2S_MEL_NFFT);  // [400][2]
-        for (int i = 0; i < S2S_MEL_NFFT; i += 16) {
-            f32xB va, vb, wv;
-            memcpy(&va, sa + i, sizeof va);
-            memcpy(&vb, sb + i, sizeof vb);
+        double *z = (double *)(zc + p * S2S_MEL_NFFT);  // [400][2]
+        for (int i = 0; i < S2S_MEL_NFFT; i += 8) {
+            f32x8 fa, fb;
+            f64x8 wv;
+            memcpy(&fa, sa + i, sizeof fa);
+            memcpy(&fb, sb + i, sizeof fb);
             memcpy(&wv, m->window + i, sizeof wv);
-            va *= wv;
-            vb *= wv;
-            f32xB lo = __builtin_shufflevector(va, vb, ZIP_LO), hi = __builtin_shufflevector(va, vb, ZIP_HI);
+            f64x8 va = __builtin_convertvector(fa, f64x8) * wv, vb = __builtin_convertvector(fb, f64x8) * wv;
+            f64x8 lo = __builtin_shufflevector(va, vb, ZIP_LO), hi = __builtin_shufflevector(va, vb, ZIP_HI);
             memcpy(z + 2 * i, &lo, sizeof lo);
-            memcpy(z + 2 * i + 16, &hi, sizeof hi);
+            memcpy(z + 2 * i + 8, &hi, sizeof hi);
         }
     }
 }
@@ -358,7 +367,7 @@ static void block_filter(const s2s_logmel *m, const float *pw, float *acc) {
 static int32_t block_compute(const s2s_logmel *m, const float *x, int64_t n, int64_t F, int64_t t0, int nt,
                              mel_work *w, float *restrict mel) {
     block_gather(m, x, n, F, t0, nt, w->z);     // z [PAIRS][400]
-    fftwf_execute_dft(m->plan, w->z, w->spec);  // spec [PAIRS][400]
+    fftw_execute_dft(m->plan, w->z, w->spec);  // spec [PAIRS][400]
     power_split(w->spec, w->pw);                // pw [NBIN_PAD][BLOCK]
     block_filter(m, w->pw, w->acc);             // acc [128][BLOCK]
     i32xB mx = {0};  // lanes past nt hold zero frames

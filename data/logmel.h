@@ -10,11 +10,11 @@
 // The result is [128, F] with F = P / 160 = 3000 per chunk; the first ceil(n / 160) frames are valid
 // (OpenS2S's attention mask, audio_mask[::160]). Each 3000-frame chunk is encoded separately downstream.
 //
-// Computed as the reference's torch path does, in float32 (FFTW single precision, two frames per complex
-// transform), with the mel sums and log vectorised across 16-frame blocks and OpenMP over blocks. Both are within
-// ~3-6e-5 of a float64 rendering of the definition on speech, in the values 60-80 dB below their frame's energy;
-// tests/data/test_mel.py prints both distances. Every frame is computed the same way whatever the thread count and
-// the max is exact, so the output does not depend on the thread count; the FFT plan is fixed (see mel_wisdom in
+// Computed with FFTW in double precision (two frames per complex transform), the power, mel sums and log in
+// float32 as in the reference, vectorised across 16-frame blocks, OpenMP over blocks. Within ~2e-7 of a float64
+// rendering of the definition; transformers' torch path (float32 throughout) is itself ~3-7e-5 from it on speech,
+// and that is the difference to expect. Every frame is computed the same way whatever the thread count and the max
+// is exact, so the output does not depend on the thread count; the FFT plan is fixed (see mel_wisdom in
 // logmel.c), not measured, so it does not depend on timing either.
 #pragma once
 #include <stdint.h>
