@@ -82,9 +82,8 @@ static void build_filters(float dense[S2S_MEL_BINS][NBIN]) {
 // (log10(a) + 4) / 4 for a > 0, sixteen values at a time (libm's log10f is scalar): a = 2^e * m with m in
 // [sqrt(.5), sqrt(2)) by offsetting the bits by those of sqrt(.5); ln m = 2 atanh(s), s = (m-1)/(m+1),
 // |s| < 0.172, series to s^9 (truncation < 1e-9), the constants folded: y = e log10(2)/4 + s (K + K/3 s^2 + ...
-// + K/9 s^8) + 1, K = 1 / (2 ln 10). Absolute error ~2.5e-8 over [1e-10, 1e10]. Monotone in a, so the
-// reference's clamp at 1e-10 and floor at (max log - 8) are one max with log_scale(max(1e-10, max power *
-// 1e-8)) afterwards; for a = 0 or a denormal the result is finite and below that floor.
+// + K/9 s^8) + 1, K = 1 / (2 ln 10). Absolute error ~2.5e-8 over [1e-10, 1e10] (normal floats only: callers clamp
+// at >= 1e-10 first).
 static inline f32xB log_scale(f32xB a) {
     const float K = 0.21714724095162590f;
     i32xB u;

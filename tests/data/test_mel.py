@@ -249,6 +249,14 @@ def main():
         # then both at their default thread counts for the record. transformers always transforms the whole
         # padded 30 s; s2s transforms the audio and skips the padding, so the ratio falls with the length: >= 10x
         # holds for utterances up to ~20 s, 30 s of dense audio is ~7x (double-precision FFT; see data/logmel.c).
+        # The FFT plan: the built-in wisdom where this FFTW build can run it, else FFTW_ESTIMATE's; either way fixed.
+        r = subprocess.run([S2S, "mel", "--audio", P("speech.wav"), "--out", P("plan.safetensors"), "--bench", "1"],
+                           capture_output=True, text=True)
+        plan = r.stdout.split("plan ")[-1].strip() if "plan " in r.stdout else ""
+        check(plan in ("wisdom", "estimate"), f"--bench names the FFT plan in use ({plan!r})")
+        r = subprocess.run([S2S, "mel", "--find-wisdom"], capture_output=True, text=True)
+        check(r.returncode == 0 and r.stdout.startswith("(fftw-3") and "fftw_wisdom" in r.stdout,
+              f"--find-wisdom prints FFTW wisdom ({r.stdout.splitlines()[0] if r.stdout else r.stderr.strip()})")
         import torch
         sf.write(P("speech15.wav"), x_long[:15 * 16000].astype(np.float32), 16000, subtype="FLOAT")
         sf.write(P("speech30.wav"), x_long[:CHUNK].astype(np.float32), 16000, subtype="FLOAT")
