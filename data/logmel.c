@@ -24,18 +24,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+// One native vector: generic vectors wider than the target's registers are kept in memory by GCC and run several
+// times slower (a 64-byte vector on an AVX2-only build made the whole extractor 5x slower), so the block follows
+// the ISA: 16 frames with AVX-512, 8 with AVX, 4 with SSE2.
+#if defined(__AVX512F__)
+#define VB 64
+#elif defined(__AVX__)
+#define VB 32
+#else
+#define VB 16
+#endif
 #define NBIN (S2S_MEL_NFFT / 2 + 1)  // 201 rfft bins
-#define NBIN_PAD 208                 // NBIN rounded up to whole 8-bin tiles
-#define BLOCK 16                     // frames per block: one AVX-512 vector of floats
-#define PAIRS (BLOCK / 2)            // complex transforms per block
+#define BLOCK (VB / 4)               // frames per block: one vector of floats
+#define PAIRS (BLOCK / 2)            // complex transforms per block; also doubles per vector
+#define NBIN_PAD 208                 // NBIN rounded up to whole tiles of PAIRS bins
 #define PAD (S2S_MEL_NFFT / 2)       // centred STFT: reflect-pad 200 each side
-_Static_assert(BLOCK == 16 && PAIRS == 8 && NBIN_PAD % 8 == 0 && NBIN_PAD >= NBIN && S2S_MEL_NFFT % 8 == 0,
-               "block_gather and power_split work in 8-double vectors and 8 x 8 tiles of float pairs");
+_Static_assert(NBIN_PAD % PAIRS == 0 && NBIN_PAD >= NBIN + PAIRS - 1 - (NBIN - 1) % PAIRS && S2S_MEL_NFFT % PAIRS == 0,
+               "power_split works in tiles of PAIRS bins, block_gather in vectors of PAIRS samples");
 
-typedef float f32xB __attribute__((vector_size(BLOCK * sizeof(float))));      // one value per frame of a block
-typedef int32_t i32xB __attribute__((vector_size(BLOCK * sizeof(int32_t))));  // the same lanes as bits
-typedef double f64x8 __attribute__((vector_size(64)));  // 8 doubles: 4 complex numbers, or 8 float pairs to move
-typedef float f32x8 __attribute__((vector_size(32)));   // half a block
+typedef float f32xB __attribute__((vector_size(VB)));       // one value per frame of a block
+typedef int32_t i32xB __attribute__((vector_size(VB)));     // the same lanes as bits
+typedef double f64xV __attribute__((vector_size(VB)));      // PAIRS doubles, or PAIRS float pairs to move
+typedef float f32xH __attribute__((vector_size(VB / 2)));   // half a block: PAIRS floats
 
 struct s2s_logmel {
     fftw_plan plan;  // PAIRS complex 400-point transforms, [PAIRS][400] -> [PAIRS][400]
@@ -111,16 +121,19 @@ static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 // The plan is fixed, not measured: a plan FFTW_MEASURE picks can differ from run to run and so change the low
 // bits of the mel, and training must be reproducible (a resumed run recomputes the same features bit for bit).
 // It is the one FFTW_PATIENT found for PAIRS 400-point transforms with Debian's FFTW 3.3.10 (AVX codelets) on
-// Zen 4, 20 x 20 Cooley-Tukey with the t2fv_20 codelet (precomputed twiddles), ~10% faster than FFTW_ESTIMATE's
-// choice (t3fv_20, twiddles computed on the fly). Imported as wisdom, it is used wherever it applies (the same
+// Zen 4, 20 x 20 Cooley-Tukey with the t2fv_20 codelet (precomputed twiddles) for 8 and 4 transforms a block,
+// ~10% faster than FFTW_ESTIMATE's choice (t3fv_20, twiddles computed on the fly). Imported as wisdom, it is used wherever it applies (the same
 // FFTW build and SIMD); elsewhere FFTW_ESTIMATE plans. `s2s mel --find-wisdom` prints what FFTW_PATIENT finds on
 // the machine at hand.
 #define PLAN_FLAGS (FFTW_PATIENT | FFTW_DESTROY_INPUT)
-static const char mel_wisdom[] =
+static const char mel_wisdom[] =  // entries for PAIRS = 8 (AVX-512 builds), 4 (AVX) and 2 (SSE2) transforms a block
     "(fftw-3.3.10 fftw_wisdom #x458a31c8 #x92381c4c #x4f974889 #xcd46f97e\n"
     "  (fftw_codelet_t2fv_20_avx 0 #x10048 #x10048 #x0 #x125c84be #xcf6c142a #xa37133c9 #xb1093473)\n"
     "  (fftw_codelet_n2fv_20_avx 0 #x10048 #x10048 #x0 #xae29540d #x4893058f #xc5287f97 #xfeb51d45)\n"
     "  (fftw_dft_vrank_geq1_register 0 #x10048 #x10048 #x0 #xbccec945 #x23eb625c #x0544993e #xb9bbbaca)\n"
+    "  (fftw_dft_vrank_geq1_register 0 #x10048 #x10048 #x0 #x8a4cfd1d #xb6e14541 #x732d5432 #x53d33e27)\n"
+    "  (fftw_dft_vrank_geq1_register 0 #x10048 #x10048 #x0 #xb8163a09 #xe6548d99 #xeada2453 #x4430f798)\n"
+    "  (fftw_codelet_t3fv_20_avx 0 #x10048 #x10048 #x0 #x61e4d79d #xad2887dc #x7572a4dc #x27a4e59f)\n"
     ")\n";
 
 int s2s_logmel_new(s2s_logmel **out, s2s_derr *err) {
@@ -222,65 +235,92 @@ int64_t s2s_logmel_valid_frames(int64_t n) { return (n + S2S_MEL_HOP - 1) / S2S_
 // ---- one block of frames --------------------------------------------------------------------------------
 
 // Shuffle patterns (GCC >= 12 and clang take __builtin_shufflevector; indices past the first operand's lanes
-// pick from the second).
-#define ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11                                     // interleave two 8-vectors: first halves
-#define ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15                                   // second halves
-#define REV4 6, 7, 4, 5, 2, 3, 0, 1                                          // 4 complex doubles, last first
-#define SWAP_RI8 1, 0, 3, 2, 5, 4, 7, 6                                     // re <-> im of each
-#define CAT8 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15             // two halves -> one block
-// An 8 x 8 transpose swaps the off-diagonal d x d blocks of every 2d x 2d block, d = 4, 2, 1.
+// pick from the second), for vectors of PAIRS doubles. ZIP: interleave two vectors; REV: their complex numbers
+// last first; SWAP_RI: re <-> im of each; CAT: two halves -> one vector. A transpose of PAIRS x PAIRS swaps the
+// off-diagonal d x d blocks of every 2d x 2d block, d = PAIRS / 2 ... 1 (T<d>A, T<d>B).
+#if PAIRS == 8
+#define ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15
+#define REV 6, 7, 4, 5, 2, 3, 0, 1
+#define SWAP_RI 1, 0, 3, 2, 5, 4, 7, 6
+#define CAT 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
 #define T4A 0, 1, 2, 3, 8, 9, 10, 11
 #define T4B 4, 5, 6, 7, 12, 13, 14, 15
 #define T2A 0, 1, 8, 9, 4, 5, 12, 13
 #define T2B 2, 3, 10, 11, 6, 7, 14, 15
 #define T1A 0, 8, 2, 10, 4, 12, 6, 14
 #define T1B 1, 9, 3, 11, 5, 13, 7, 15
+#elif PAIRS == 4
+#define ZIP_LO 0, 4, 1, 5
+#define ZIP_HI 2, 6, 3, 7
+#define REV 2, 3, 0, 1
+#define SWAP_RI 1, 0, 3, 2
+#define CAT 0, 1, 2, 3, 4, 5, 6, 7
+#define T2A 0, 1, 4, 5
+#define T2B 2, 3, 6, 7
+#define T1A 0, 4, 2, 6
+#define T1B 1, 5, 3, 7
+#else
+#define ZIP_LO 0, 2
+#define ZIP_HI 1, 3
+#define REV 0, 1
+#define SWAP_RI 1, 0
+#define CAT 0, 1, 2, 3
+#define T1A 0, 2
+#define T1B 1, 3
+#endif
 #define TSTAGE(d, A, B)                                      \
-    for (int i = 0; i < 8; i++)                              \
+    for (int i = 0; i < PAIRS; i++)                          \
         if (!(i & (d))) {                                    \
-            f64x8 a_ = r[i], b_ = r[i + (d)];                \
+            f64xV a_ = r[i], b_ = r[i + (d)];                \
             r[i] = __builtin_shufflevector(a_, b_, A);       \
             r[i + (d)] = __builtin_shufflevector(a_, b_, B); \
         }
 
-static void transpose8(f64x8 r[8]) {
+static void transpose(f64xV r[PAIRS]) {
+#if PAIRS == 8
     TSTAGE(4, T4A, T4B)
+#endif
+#if PAIRS >= 4
     TSTAGE(2, T2A, T2B)
+#endif
     TSTAGE(1, T1A, T1B)
 }
 
-// pw [NBIN_PAD][BLOCK] = 4 x power, bin-major, from spec [PAIRS][400] (+ 8 spare entries: the first tile reads
-// one past a pair). With a = Z[k], b = Z[400-k] (Z[400] = Z[0]) interleaved as (re, im), S = a + b, D = a - b:
-// 4 |X_a[k]|^2 = S.re^2 + D.im^2 and 4 |X_b[k]|^2 = S.im^2 + D.re^2, i.e. the pair (4|X_a|^2, 4|X_b|^2) is S^2 +
-// (D^2 with re and im swapped), already in frame order; rounded to float once formed. Eight bins of the block's
-// eight pairs at a time: an 8 x 8 transpose of those float pairs turns pair-major into bin-major.
-static inline f32x8 pair_power(f64x8 a, f64x8 b) {  // 4 bins: a = Z[k..k+3], b = Z[400-k..397-k]
-    f64x8 sm = a + b, df = a - b;
+// pw [NBIN_PAD][BLOCK] = 4 x power, bin-major, from spec [PAIRS][400] (+ PAIRS spare entries: the first tile
+// reads one past a pair). With a = Z[k], b = Z[400-k] (Z[400] = Z[0]) interleaved as (re, im), S = a + b,
+// D = a - b: 4 |X_a[k]|^2 = S.re^2 + D.im^2 and 4 |X_b[k]|^2 = S.im^2 + D.re^2, i.e. the pair (4|X_a|^2,
+// 4|X_b|^2) is S^2 + (D^2 with re and im swapped), already in frame order; rounded to float once formed. PAIRS
+// bins of the block's PAIRS pairs at a time: a PAIRS x PAIRS transpose of those float pairs turns pair-major into
+// bin-major.
+static inline f32xH pair_power(f64xV a, f64xV b) {  // PAIRS / 2 bins: a = Z[k..], b = Z[400-k..] descending
+    f64xV sm = a + b, df = a - b;
     df *= df;
-    return __builtin_convertvector(sm * sm + __builtin_shufflevector(df, df, SWAP_RI8), f32x8);
+    return __builtin_convertvector(sm * sm + __builtin_shufflevector(df, df, SWAP_RI), f32xH);
 }
 
 static void power_split(const fftw_complex *spec, float *pw) {
-    for (int k0 = 0; k0 < NBIN; k0 += 8) {
-        f64x8 r[8];
+    enum { H = PAIRS / 2 };  // complex numbers per vector
+    for (int k0 = 0; k0 < NBIN; k0 += PAIRS) {
+        f64xV r[PAIRS];
         for (int p = 0; p < PAIRS; p++) {
             const double *z = (const double *)(spec + p * S2S_MEL_NFFT);
-            f64x8 a0, a1, b0, b1;
-            memcpy(&a0, z + 2 * k0, sizeof a0);                        // Z[k0 .. k0+3]
-            memcpy(&a1, z + 2 * k0 + 8, sizeof a1);                    // Z[k0+4 .. k0+7]
-            memcpy(&b1, z + 2 * (S2S_MEL_NFFT - 7 - k0), sizeof b1);   // Z[393-k0 .. 396-k0]
-            memcpy(&b0, z + 2 * (S2S_MEL_NFFT - 3 - k0), sizeof b0);   // Z[397-k0 .. 400-k0]
-            b0 = __builtin_shufflevector(b0, b0, REV4);                 // Z[400-k0 .. 397-k0]
-            b1 = __builtin_shufflevector(b1, b1, REV4);                 // Z[396-k0 .. 393-k0]
+            f64xV a0, a1, b0, b1;
+            memcpy(&a0, z + 2 * k0, sizeof a0);                                  // Z[k0 .. k0+H-1]
+            memcpy(&a1, z + 2 * (k0 + H), sizeof a1);                            // Z[k0+H .. k0+2H-1]
+            memcpy(&b0, z + 2 * (S2S_MEL_NFFT - (H - 1) - k0), sizeof b0);       // Z[400-k0-H+1 .. 400-k0]
+            memcpy(&b1, z + 2 * (S2S_MEL_NFFT - (2 * H - 1) - k0), sizeof b1);   // Z[400-k0-2H+1 .. 400-k0-H]
+            b0 = __builtin_shufflevector(b0, b0, REV);                            // Z[400-k0] first
+            b1 = __builtin_shufflevector(b1, b1, REV);                            // Z[400-k0-H] first
             if (k0 == 0) {  // lane 0 read Z[400], past the pair: its partner is Z[0]
                 b0[0] = a0[0];
                 b0[1] = a0[1];
             }
-            f32xB q = __builtin_shufflevector(pair_power(a0, b0), pair_power(a1, b1), CAT8);
+            f32xB q = __builtin_shufflevector(pair_power(a0, b0), pair_power(a1, b1), CAT);
             memcpy(&r[p], &q, sizeof q);
         }
-        transpose8(r);
-        for (int i = 0; i < 8; i++) memcpy(pw + (k0 + i) * BLOCK, &r[i], sizeof r[i]);
+        transpose(r);
+        for (int i = 0; i < PAIRS; i++) memcpy(pw + (k0 + i) * BLOCK, &r[i], sizeof r[i]);
     }
 }
 
@@ -300,14 +340,14 @@ static const float *frame_samples(const float *x, int64_t n, int64_t P, int64_t 
 
 // Per-thread buffers.
 typedef struct {
-    fftw_complex *z, *spec;  // [PAIRS][400] packed pairs, and their transforms (+ 8 entries power_split reads)
+    fftw_complex *z, *spec;  // [PAIRS][400] packed pairs, and their transforms (+ PAIRS entries power_split reads)
     float *pw;                // [NBIN_PAD][BLOCK] 4 x power, bin-major
     float *acc;               // [128][BLOCK] mel power
 } mel_work;
 
 static int work_alloc(mel_work *w) {
     w->z = fftw_malloc(sizeof(fftw_complex) * PAIRS * S2S_MEL_NFFT);
-    w->spec = fftw_malloc(sizeof(fftw_complex) * (PAIRS * S2S_MEL_NFFT + 8));
+    w->spec = fftw_malloc(sizeof(fftw_complex) * (PAIRS * S2S_MEL_NFFT + PAIRS));
     w->pw = fftw_malloc(sizeof(float) * NBIN_PAD * BLOCK);
     w->acc = fftw_malloc(sizeof(float) * S2S_MEL_BINS * BLOCK);
     return w->z && w->spec && w->pw && w->acc ? 0 : -1;
@@ -332,16 +372,16 @@ static void block_gather(const s2s_logmel *m, const float *x, int64_t n, int64_t
         const float *sa = f < nt ? frame_samples(x, n, P, t0 + f, ta) : zeros;
         const float *sb = f + 1 < nt ? frame_samples(x, n, P, t0 + f + 1, tb) : zeros;
         double *z = (double *)(zc + p * S2S_MEL_NFFT);  // [400][2]
-        for (int i = 0; i < S2S_MEL_NFFT; i += 8) {
-            f32x8 fa, fb;
-            f64x8 wv;
+        for (int i = 0; i < S2S_MEL_NFFT; i += PAIRS) {
+            f32xH fa, fb;
+            f64xV wv;
             memcpy(&fa, sa + i, sizeof fa);
             memcpy(&fb, sb + i, sizeof fb);
             memcpy(&wv, m->window + i, sizeof wv);
-            f64x8 va = __builtin_convertvector(fa, f64x8) * wv, vb = __builtin_convertvector(fb, f64x8) * wv;
-            f64x8 lo = __builtin_shufflevector(va, vb, ZIP_LO), hi = __builtin_shufflevector(va, vb, ZIP_HI);
+            f64xV va = __builtin_convertvector(fa, f64xV) * wv, vb = __builtin_convertvector(fb, f64xV) * wv;
+            f64xV lo = __builtin_shufflevector(va, vb, ZIP_LO), hi = __builtin_shufflevector(va, vb, ZIP_HI);
             memcpy(z + 2 * i, &lo, sizeof lo);
-            memcpy(z + 2 * i + 8, &hi, sizeof hi);
+            memcpy(z + 2 * i + PAIRS, &hi, sizeof hi);
         }
     }
 }
