@@ -2,14 +2,15 @@
 //
 // Tile products. Every product here is a small tile (~96 stacked query rows x up to 192 keys, D or
 // up to 192 deep) whose operands this file lays out itself, so instead of cblas (which repacks both
-// operands on every call) a register-blocked kernel computes C[6 rows, 64 cols] with 16-float
-// vectors (GCC vector extension: AVX-512, or AVX2 halves). On one Zen 4 core it runs at ~114
-// GFLOP/s vs ~95 for OpenBLAS at these sizes; the whole op was 8% faster than the same code with
-// cblas tiles at D=128 and 4% slower at D=64 (see the attention report for numbers). The kernel
-// broadcasts A(i, k) from any strides, so A may be read transposed (dV += P^T dO, dK += dS^T Q), and
-// wants B row-major in 16-float vectors, so K and V are also packed transposed per key block (KT,
-// VT [D, BK]) for the S = Q K^T and dP = dO V^T products. Packed rows are zero-padded to Dp = D
-// rounded up to 16, and a tile only computes the score columns some row of it can see.
+// operands on every call) a register-blocked kernel computes C[6 rows, 4 vectors] with native vectors
+// (GCC vector extension, as wide as the ISA: GCC keeps a vector wider than the registers in memory,
+// and an AVX2-only build was 20x slower when this file used 16-float vectors throughout). On one Zen 4
+// core it runs at ~114 GFLOP/s vs ~95 for OpenBLAS at these sizes; the whole op was 8% faster than the
+// same code with cblas tiles at D=128 and 4% slower at D=64 (see the attention report for numbers). The
+// kernel broadcasts A(i, k) from any strides, so A may be read transposed (dV += P^T dO, dK += dS^T Q),
+// and wants B row-major, so K and V are also packed transposed per key block (KT, VT [D, BK]) for the
+// S = Q K^T and dP = dO V^T products. Packed rows are zero-padded to Dp = D rounded up to 16 (a whole
+// number of vectors on any ISA), and a tile only computes the score columns some row of it can see.
 //
 // Layout. The query heads of one GQA group read the same keys, so a query tile stacks them: its
 // rows are (row t, head j of the group), t-major, packed group-major Qp [Hkv, T, g, Dp]. A group
@@ -46,8 +47,19 @@
 #define ATTN_MQ 96   // stacked query rows per tile (rows x heads of a group): whole 6-row blocks
 #define LOG2E 1.44269504088896340736f
 
-// 16 floats; aligned(4): loads and stores need not be 64-byte aligned; may_alias: they read float arrays.
-typedef float f32v __attribute__((vector_size(64), aligned(4), may_alias));
+// One native vector of VL floats (AVX-512: 16, AVX: 8, SSE2: 4); aligned(4): loads and stores need not be
+// aligned; may_alias: they read float arrays. Layouts stay in units of 16 floats (pad16), a multiple of VL.
+#if defined(__AVX512F__)
+#define VL 16
+#define MK_W 4  // kernel width in vectors: 6 x 4 accumulators of 32 registers
+#elif defined(__AVX__)
+#define VL 8
+#define MK_W 2  // 6 x 2 accumulators of 16 registers
+#else
+#define VL 4
+#define MK_W 2  // (SSE2 also has 16 registers)
+#endif
+typedef float f32v __attribute__((vector_size(VL * 4), aligned(4), may_alias));
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -75,8 +87,8 @@ static int thread_id(void) {
 // Per-thread count of tile products for ctx->stats (one cache line each: no false sharing).
 typedef struct { int64_t calls; double flops; char pad[48]; } mm_count;
 
-// C[R, 16W] = alpha * sum_k A(r, k) B[k, 0:16W] (+ C when acc), A(r, k) = A[r*sai + k*sak].
-// R*W accumulators stay in registers (6x4 = 24 of 32 zmm).
+// C[R, VL*W] = alpha * sum_k A(r, k) B[k, 0:VL*W] (+ C when acc), A(r, k) = A[r*sai + k*sak].
+// R*W accumulators stay in registers.
 #define ATTN_MK(R, W)                                                                                     \
     static void mk_##R##x##W(int64_t K, const float *A, int64_t sai, int64_t sak, const float *B,          \
                              int64_t ldb, float *C, int64_t ldc, float alpha, bool acc) {                \
@@ -85,7 +97,7 @@ typedef struct { int64_t calls; double flops; char pad[48]; } mm_count;
             for (int w = 0; w < W; w++) c[r][w] = (f32v){0};                                              \
         for (int64_t k = 0; k < K; k++) {                                                                 \
             f32v b[W];                                                                                    \
-            for (int w = 0; w < W; w++) b[w] = *(const f32v *)(B + k * ldb + 16 * w);                    \
+            for (int w = 0; w < W; w++) b[w] = *(const f32v *)(B + k * ldb + VL * w);                    \
             for (int r = 0; r < R; r++) {                                                                 \
                 const float a = A[r * sai + k * sak];                                                     \
                 for (int w = 0; w < W; w++) c[r][w] += a * b[w];                                          \
@@ -93,30 +105,34 @@ typedef struct { int64_t calls; double flops; char pad[48]; } mm_count;
         }                                                                                                 \
         for (int r = 0; r < R; r++)                                                                       \
             for (int w = 0; w < W; w++) {                                                                 \
-                f32v *p = (f32v *)(C + r * ldc + 16 * w);                                                 \
+                f32v *p = (f32v *)(C + r * ldc + VL * w);                                                 \
                 *p = acc ? *p + alpha * c[r][w] : alpha * c[r][w];                                        \
             }                                                                                             \
     }
-#define ATTN_MK_ROW(R) ATTN_MK(R, 1) ATTN_MK(R, 2) ATTN_MK(R, 3) ATTN_MK(R, 4)
-ATTN_MK_ROW(1) ATTN_MK_ROW(2) ATTN_MK_ROW(3) ATTN_MK_ROW(4) ATTN_MK_ROW(5) ATTN_MK_ROW(6)
-
 typedef void (*mk_fn)(int64_t, const float *, int64_t, int64_t, const float *, int64_t, float *, int64_t, float, bool);
-static const mk_fn mk_table[6][4] = {
-    {mk_1x1, mk_1x2, mk_1x3, mk_1x4}, {mk_2x1, mk_2x2, mk_2x3, mk_2x4}, {mk_3x1, mk_3x2, mk_3x3, mk_3x4},
-    {mk_4x1, mk_4x2, mk_4x3, mk_4x4}, {mk_5x1, mk_5x2, mk_5x3, mk_5x4}, {mk_6x1, mk_6x2, mk_6x3, mk_6x4}};
+#if MK_W == 4
+#define ATTN_MK_ROW(R) ATTN_MK(R, 1) ATTN_MK(R, 2) ATTN_MK(R, 3) ATTN_MK(R, 4)
+#define MK_ROW(R) {mk_##R##x1, mk_##R##x2, mk_##R##x3, mk_##R##x4}
+#else
+#define ATTN_MK_ROW(R) ATTN_MK(R, 1) ATTN_MK(R, 2)
+#define MK_ROW(R) {mk_##R##x1, mk_##R##x2}
+#endif
+ATTN_MK_ROW(1) ATTN_MK_ROW(2) ATTN_MK_ROW(3) ATTN_MK_ROW(4) ATTN_MK_ROW(5) ATTN_MK_ROW(6)
+static const mk_fn mk_table[6][MK_W] = {MK_ROW(1), MK_ROW(2), MK_ROW(3), MK_ROW(4), MK_ROW(5), MK_ROW(6)};
 
-// C [M, 16*nv] = alpha * A B (+ C when acc); A(i, k) = A[i*sai + k*sak] for i < M, k < K;
-// B [K, 16*nv] row-major (ldb). Column panels of 4 vectors, row blocks of 6.
-static void tile_mm(mm_count *cnt, int64_t M, int64_t nv, int64_t K, const float *A, int64_t sai, int64_t sak,
+// C [M, 16*n16] = alpha * A B (+ C when acc); A(i, k) = A[i*sai + k*sak] for i < M, k < K;
+// B [K, 16*n16] row-major (ldb). Column panels of MK_W vectors, row blocks of 6.
+static void tile_mm(mm_count *cnt, int64_t M, int64_t n16, int64_t K, const float *A, int64_t sai, int64_t sak,
                     const float *B, int64_t ldb, float *C, int64_t ldc, float alpha, bool acc) {
-    for (int64_t j = 0; j < nv; j += 4) {
-        const int w = (int)min64(4, nv - j);
+    const int64_t nv = n16 * (16 / VL);
+    for (int64_t j = 0; j < nv; j += MK_W) {
+        const int w = (int)min64(MK_W, nv - j);
         for (int64_t i = 0; i < M; i += 6)
-            mk_table[min64(6, M - i) - 1][w - 1](K, A + i * sai, sai, sak, B + 16 * j, ldb, C + i * ldc + 16 * j,
+            mk_table[min64(6, M - i) - 1][w - 1](K, A + i * sai, sai, sak, B + VL * j, ldb, C + i * ldc + VL * j,
                                                  ldc, alpha, acc);
     }
     cnt->calls++;
-    cnt->flops += 2.0 * (double)M * (double)(16 * nv) * (double)K;
+    cnt->flops += 2.0 * (double)M * (double)(16 * n16) * (double)K;
 }
 
 static void counts_merge(s2s_ctx *ctx, const mm_count *c, int nt) {
@@ -128,8 +144,14 @@ static void counts_merge(s2s_ctx *ctx, const mm_count *c, int nt) {
 
 // ---- vector helpers ----------------------------------------------------------------------------------
 
-typedef int32_t i32v __attribute__((vector_size(64)));  // lane masks (-1 / 0) and exponent bits
+typedef int32_t i32v __attribute__((vector_size(VL * 4)));  // lane masks (-1 / 0) and exponent bits
+#if VL == 16
 static const i32v IOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+#elif VL == 8
+static const i32v IOTA = {0, 1, 2, 3, 4, 5, 6, 7};
+#else
+static const i32v IOTA = {0, 1, 2, 3};
+#endif
 
 static inline f32v vld(const float *p) { return *(const f32v *)p; }
 static inline void vst(float *p, f32v v) { *(f32v *)p = v; }
@@ -138,19 +160,30 @@ static inline f32v vsel(i32v m, f32v a, f32v b) { return (f32v)(((i32v)a & m) | 
 static inline f32v vmax(f32v a, f32v b) { return vsel(a > b, a, b); }
 static inline i32v lanes_below(int64_t j, int64_t n) { return IOTA + (int32_t)j < (i32v){0} + (int32_t)n; }
 
-// Horizontal sum / max as a fixed pairwise tree (deterministic, 4 shuffles).
+// Horizontal sum / max as a fixed pairwise tree (deterministic, log2(VL) shuffles).
+#if VL == 16
+#define HSTEPS(OP)                                                                                 \
+    v = OP(v, __builtin_shuffle(v, (i32v){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7})); \
+    v = OP(v, __builtin_shuffle(v, (i32v){4, 5, 6, 7, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15})); \
+    v = OP(v, __builtin_shuffle(v, (i32v){2, 3, 0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})); \
+    v = OP(v, __builtin_shuffle(v, (i32v){1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
+#elif VL == 8
+#define HSTEPS(OP)                                                   \
+    v = OP(v, __builtin_shuffle(v, (i32v){4, 5, 6, 7, 0, 1, 2, 3})); \
+    v = OP(v, __builtin_shuffle(v, (i32v){2, 3, 0, 1, 4, 5, 6, 7})); \
+    v = OP(v, __builtin_shuffle(v, (i32v){1, 0, 2, 3, 4, 5, 6, 7}));
+#else
+#define HSTEPS(OP)                                       \
+    v = OP(v, __builtin_shuffle(v, (i32v){2, 3, 0, 1})); \
+    v = OP(v, __builtin_shuffle(v, (i32v){1, 0, 2, 3}));
+#endif
+static inline f32v vadd(f32v a, f32v b) { return a + b; }
 static inline float hsum(f32v v) {
-    v += __builtin_shuffle(v, (i32v){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-    v += __builtin_shuffle(v, (i32v){4, 5, 6, 7, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15});
-    v += __builtin_shuffle(v, (i32v){2, 3, 0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
-    v += __builtin_shuffle(v, (i32v){1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+    HSTEPS(vadd)
     return v[0];
 }
 static inline float hmax(f32v v) {
-    v = vmax(v, __builtin_shuffle(v, (i32v){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
-    v = vmax(v, __builtin_shuffle(v, (i32v){4, 5, 6, 7, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15}));
-    v = vmax(v, __builtin_shuffle(v, (i32v){2, 3, 0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
-    v = vmax(v, __builtin_shuffle(v, (i32v){1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
+    HSTEPS(vmax)
     return v[0];
 }
 
@@ -172,12 +205,12 @@ static inline f32v exp2v(f32v x) {
     return p * (f32v)e;
 }
 
-// Score-row steps over the first w (a multiple of 16) columns of a tile row; keys j >= n are
+// Score-row steps over the first w (a multiple of 16, so of VL) columns of a tile row; keys j >= n are
 // masked (p = 0). Only the vector holding key n pays for a mask.
 static inline float row_max(const float *s, int64_t n) {
     f32v m = vsplat(-INFINITY);
     int64_t j = 0;
-    for (; j + 16 <= n; j += 16) m = vmax(m, vld(s + j));
+    for (; j + VL <= n; j += VL) m = vmax(m, vld(s + j));
     if (j < n) m = vmax(m, vsel(lanes_below(j, n), vld(s + j), vsplat(-INFINITY)));
     return hmax(m);  // -inf when the row sees none of these keys
 }
@@ -186,7 +219,7 @@ static inline float row_max(const float *s, int64_t n) {
 static inline float row_exp2(float *s, int64_t w, int64_t n, float m) {
     f32v acc = vsplat(0.0f);
     int64_t j = 0;
-    for (; j + 16 <= n; j += 16) {
+    for (; j + VL <= n; j += VL) {
         const f32v p = exp2v(vld(s + j) - m);
         vst(s + j, p);
         acc += p;
@@ -195,21 +228,21 @@ static inline float row_exp2(float *s, int64_t w, int64_t n, float m) {
         const f32v p = vsel(lanes_below(j, n), exp2v(vld(s + j) - m), vsplat(0.0f));
         vst(s + j, p);
         acc += p;
-        j += 16;
+        j += VL;
     }
-    for (; j < w; j += 16) vst(s + j, vsplat(0.0f));
+    for (; j < w; j += VL) vst(s + j, vsplat(0.0f));
     return hsum(acc);
 }
 
 // P row of the backward: s[j] <- exp2(s[j] - lse) for j < n, 0 for n <= j < w.
 static inline void row_p(float *s, int64_t w, int64_t n, float lse) {
     int64_t j = 0;
-    for (; j + 16 <= n; j += 16) vst(s + j, exp2v(vld(s + j) - lse));
+    for (; j + VL <= n; j += VL) vst(s + j, exp2v(vld(s + j) - lse));
     if (j < n) {
         vst(s + j, vsel(lanes_below(j, n), exp2v(vld(s + j) - lse), vsplat(0.0f)));
-        j += 16;
+        j += VL;
     }
-    for (; j < w; j += 16) vst(s + j, vsplat(0.0f));
+    for (; j < w; j += VL) vst(s + j, vsplat(0.0f));
 }
 
 // Keys of the tile starting at k0 (N of them) that query row t may see: all, or (causal) those <= t.
@@ -311,7 +344,7 @@ static void fwd_unit(const attn_shape *sh, const fwd_args *A, mm_count *cnt, flo
                 const float alpha = exp2f(m[r] - mnew);
                 l[r] = l[r] * alpha + sum;
                 if (alpha != 1.0f)
-                    for (int64_t d = 0; d < Dp; d += 16) vst(O + r * Dp + d, vld(O + r * Dp + d) * alpha);
+                    for (int64_t d = 0; d < Dp; d += VL) vst(O + r * Dp + d, vld(O + r * Dp + d) * alpha);
             }
             m[r] = mnew;
         }
@@ -429,7 +462,7 @@ static void bwd_unit(const attn_shape *sh, const bwd_args *A, mm_count *cnt, flo
             for (int64_t r = 0; r < M; r++) {
                 float *ds = dP + r * ATTN_BK;
                 const float *pr = P + r * ATTN_BK;
-                for (int64_t j = 0; j < w; j += 16) vst(ds + j, sh->scale * vld(pr + j) * (vld(ds + j) - Dt[r]));
+                for (int64_t j = 0; j < w; j += VL) vst(ds + j, sh->scale * vld(pr + j) * (vld(ds + j) - Dt[r]));
             }
             if (dqp) tile_mm(cnt, M, Dp / 16, Ne, dP, ATTN_BK, 1, Kb, Dp, dqp + ro * Dp, Dp, 1.0f, true);
             if (A->dk)  // dK[key] += sum_r dS[r, key] Q[r]
