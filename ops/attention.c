@@ -4,8 +4,8 @@
 #include <math.h>
 #include "cpu/attention.h"
 #include "dispatch.h"
-#ifdef S2S_HAVE_CUDA
 #include "../autograd/device.h"
+#ifdef S2S_HAVE_CUDA
 #include "cuda/kernels.h"
 #endif
 
