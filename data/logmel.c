@@ -9,7 +9,7 @@
 //
 // The FFT takes frames in pairs, frame a as the real part and frame b as the imaginary part of one 400-point
 // complex transform Z, split afterwards as X_a[k] = (Z[k] + conj Z[400-k]) / 2, X_b[k] = (Z[k] - conj Z[400-k]) /
-// 2i: ~0.23 us a pair here, the cheapest of FFTW's ways to a real 400-point transform (a 200-point complex one per
+// 2i: ~0.23 us a frame here, the cheapest of FFTW's ways to a real 400-point transform (a 200-point complex one per
 // frame needs a twiddle pass after it; FFTW's r2c codelets have no SIMD).
 //
 // Work is done in blocks of BLOCK frames so that the inner loops run across frames: the power spectrum of a
