@@ -89,7 +89,7 @@ static void build_filters(float dense[S2S_MEL_BINS][NBIN]) {
 }
 
 // ---- log10 and the final scaling -----------------------------------------------------------------------
-// (log10(a) + 4) / 4 for a > 0, sixteen values at a time (libm's log10f is scalar): a = 2^e * m with m in
+// (log10(a) + 4) / 4 for a > 0, a block of values at a time (libm's log10f is scalar): a = 2^e * m with m in
 // [sqrt(.5), sqrt(2)) by offsetting the bits by those of sqrt(.5); ln m = 2 atanh(s), s = (m-1)/(m+1),
 // |s| < 0.172, series to s^9 (truncation < 1e-9), the constants folded: y = e log10(2)/4 + s (K + K/3 s^2 + ...
 // + K/9 s^8) + 1, K = 1 / (2 ln 10). Absolute error ~2.5e-8 over [1e-10, 1e10] (normal floats only: callers clamp

@@ -11,11 +11,11 @@
 // (OpenS2S's attention mask, audio_mask[::160]). Each 3000-frame chunk is encoded separately downstream.
 //
 // Computed with FFTW in double precision (two frames per complex transform), the power, mel sums and log in
-// float32 as in the reference, vectorised across 16-frame blocks, OpenMP over blocks. Within ~2e-7 of a float64
-// rendering of the definition; transformers' torch path (float32 throughout) is itself ~3-7e-5 from it on speech,
-// and that is the difference to expect. Every frame is computed the same way whatever the thread count and the max
-// is exact, so the output does not depend on the thread count; the FFT plan is fixed (see mel_wisdom in
-// logmel.c), not measured, so it does not depend on timing either.
+// float32 as in the reference, vectorised across blocks of frames (one vector: 16 with AVX-512), OpenMP over
+// blocks. Within ~2e-7 of a float64 rendering of the definition; transformers' torch path (float32 throughout)
+// is itself ~3-7e-5 from it on speech, and that is the difference to expect. Every frame is computed the same
+// way whatever the thread count and the max is exact, so the output does not depend on the thread count; the
+// FFT plan is fixed (see mel_wisdom in logmel.c), not measured, so it does not depend on timing either.
 #pragma once
 #include <stdint.h>
 #include "errors.h"
