@@ -35,6 +35,11 @@ def mel(binary, wav, out):
 
 
 def main():
+    with open("/proc/cpuinfo") as f:
+        flags = next((l for l in f if l.startswith("flags")), "").split()
+    if not {"avx2", "fma", "bmi2"} <= set(flags):
+        print("this CPU cannot run x86-64-v3 code: nothing to compare")
+        return
     with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
         if "S2S_MARCH:STRING=x86-64-v3" in f.read():
             print("this build is x86-64-v3 already: nothing to compare")
