@@ -41,6 +41,15 @@ void s2s_dev_copy(s2s_device dd, void *dst, s2s_device sd, const void *src, size
 #endif
 }
 
+void s2s_dev_sync(s2s_device dev) {
+    if (dev == S2S_CPU) return;
+#ifdef S2S_HAVE_CUDA
+    s2s_cuda_sync();
+#else
+    S2S_CHECK(0, "this s2s was built without CUDA");
+#endif
+}
+
 int s2s_cuda_available(void) {
 #ifdef S2S_HAVE_CUDA
     return s2s_cuda_device_count();

@@ -30,6 +30,8 @@ extern "C" void s2s_cuda_copy(void *dst, int dst_dev, const void *src, int src_d
     CUDA_CHECK(cudaMemcpy(dst, src, bytes, k));
 }
 
+extern "C" void s2s_cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+
 extern "C" int s2s_cuda_device_count(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;

@@ -1,11 +1,14 @@
 """s2s vs PyTorch: forward + backward per op, same machine, same thread count, one run.
 
-usage: python3 bench/bench_torch.py BENCH_OPS_BINARY [--threads N] [--quick]
+usage: python3 bench/bench_torch.py BENCH_OPS_BINARY [--threads N] [--quick] [--cuda]
 
 Each measurement runs in a fresh process, so peak memory (maxrss after the runs minus maxrss once
 inputs and parameter gradients exist) is measured the same way for both. Prints one row per op with
 the time ratio (s2s / PyTorch; lower is better) against the target, and for the fused cross-entropy
-the memory ratio.
+the memory ratio. --cuda runs both on the GPU: s2s's GEMMs take bf16 operands with f32 accumulation, so
+PyTorch runs its GEMM-bound ops (linear, attention, cross-entropy) under bf16 autocast, and each step
+ends at a device synchronisation; extra memory is s2s's arena peak against torch's peak allocation
+above what the inputs hold.
 """
 import json
 import os
@@ -29,74 +32,92 @@ QUICK = [
 ]
 
 
-def torch_child(args, threads, reps):
+def torch_child(args, threads, reps, cuda):
     """Runs in a subprocess: time one op in PyTorch and print a JSON line."""
     import time
 
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(threads)
+    dev = "cuda" if cuda else "cpu"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     op = args[0]
     tiny = {"linear": [8, 8, 8], "attention": [1, 8, 2, 1, 8, 1], "rmsnorm": [8, 8], "ce": [8, 8, 16]}[op]
-    step, leaves = make_step(op, tiny)  # library warm-up (thread pool, allocator) before the baseline
+    step, leaves = make_step(op, tiny, dev)  # library warm-up (thread pool, allocator) before the baseline
     step()
-    step, leaves = make_step(op, [int(v) for v in args[1:]])
+    step, leaves = make_step(op, [int(v) for v in args[1:]], dev)
+    sync()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        held = torch.cuda.memory_allocated()
     times = []
     for rep in range(reps + 1):
         for t in leaves:
             t.grad = None
         t0 = time.perf_counter()
         step()
+        sync()
         t1 = time.perf_counter()
         if rep:
             times.append((t1 - t0) * 1e3)
     times.sort()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"op": op, "ms": times[len(times) // 2], "extra_rss_mb": (rss - rss0) / 1024, "threads": threads}))
+    dev_mb = (torch.cuda.max_memory_allocated() - held) / 2**20 if cuda else 0.0
+    print(json.dumps({"op": op, "ms": times[len(times) // 2], "extra_rss_mb": (rss - rss0) / 1024,
+                      "extra_dev_mb": dev_mb, "threads": threads}))
 
 
-def make_step(op, a):
+def make_step(op, a, dev="cpu"):
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
     g = torch.Generator().manual_seed(7)
+    # s2s's CUDA GEMMs take bf16 operands and accumulate in f32: PyTorch's autocast does the same
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev == "cuda" else contextlib.nullcontext()
     if op == "linear":
-        x = torch.randn(a[0], a[1], generator=g, requires_grad=True)
-        w = (torch.randn(a[2], a[1], generator=g) * 0.02).requires_grad_()
+        x = torch.randn(a[0], a[1], generator=g).to(dev).requires_grad_()
+        w = (torch.randn(a[2], a[1], generator=g) * 0.02).to(dev).requires_grad_()
         w.grad = torch.zeros_like(w)
+        ones = torch.ones(a[0], a[2], device=dev)
 
         def step():
-            F.linear(x, w).backward(torch.ones(a[0], a[2]))
+            with amp:
+                y = F.linear(x, w)
+            y.backward(ones.to(y.dtype))
     elif op == "attention":
         S, Ts, Hq, Hkv, D, causal = a
-        q = torch.randn(S, Hq, Ts, D, generator=g, requires_grad=True)
-        k = torch.randn(S, Hkv, Ts, D, generator=g, requires_grad=True)
-        v = torch.randn(S, Hkv, Ts, D, generator=g, requires_grad=True)
-        ones = torch.ones(S, Hq, Ts, D)
+        q = torch.randn(S, Hq, Ts, D, generator=g).to(dev).requires_grad_()
+        k = torch.randn(S, Hkv, Ts, D, generator=g).to(dev).requires_grad_()
+        v = torch.randn(S, Hkv, Ts, D, generator=g).to(dev).requires_grad_()
+        ones = torch.ones(S, Hq, Ts, D, device=dev)
 
         def step():
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal), enable_gqa=True)
-            y.backward(ones)
+            with amp:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal), enable_gqa=True)
+            y.backward(ones.to(y.dtype))
     elif op == "rmsnorm":
-        x = torch.randn(a[0], a[1], generator=g, requires_grad=True)
-        w = torch.ones(a[1], requires_grad=True)
+        x = torch.randn(a[0], a[1], generator=g).to(dev).requires_grad_()
+        w = torch.ones(a[1], device=dev, requires_grad=True)
         w.grad = torch.zeros_like(w)
-        ones = torch.ones(a[0], a[1])
+        ones = torch.ones(a[0], a[1], device=dev)
 
         def step():
             # Hugging Face Qwen3RMSNorm
             var = x.pow(2).mean(-1, keepdim=True)
             (w * (x * torch.rsqrt(var + 1e-6))).backward(ones)
     elif op == "ce":
-        x = torch.randn(a[0], a[1], generator=g, requires_grad=True)
-        w = (torch.randn(a[2], a[1], generator=g) * 0.02).requires_grad_()
+        x = torch.randn(a[0], a[1], generator=g).to(dev).requires_grad_()
+        w = (torch.randn(a[2], a[1], generator=g) * 0.02).to(dev).requires_grad_()
         w.grad = torch.zeros_like(w)
-        lab = torch.randint(0, a[2], (a[0],), generator=g)
+        lab = torch.randint(0, a[2], (a[0],), generator=g).to(dev)
 
         def step():
-            F.cross_entropy(F.linear(x, w), lab).backward()
+            with amp:
+                logits = F.linear(x, w)
+            F.cross_entropy(logits.float(), lab).backward()
     return step, ([x] if op != "attention" else [q, k, v])
 
 
@@ -109,27 +130,31 @@ def run_json(cmd, env):
 
 def main():
     if sys.argv[1] == "--child":
-        torch_child(sys.argv[4:], int(sys.argv[2]), int(sys.argv[3]))
+        torch_child(sys.argv[5:], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "cuda")
         return
     binary = sys.argv[1]
     threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else os.cpu_count()
     quick = "--quick" in sys.argv
+    cuda = "--cuda" in sys.argv
     reps = 3 if quick else 5
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), BENCH_REPS=str(reps))
-    print(f"threads {threads}, median of {reps} runs, forward + backward; ratio = s2s / PyTorch (lower is better)")
+    mem = "extra_dev_mb" if cuda else "extra_rss_mb"
+    where = "on the GPU (s2s bf16-operand GEMMs, torch bf16 autocast)" if cuda else f"threads {threads}"
+    print(f"{where}, median of {reps} runs, forward + backward; ratio = s2s / PyTorch (lower is better)")
     print(f"{'op':10} {'shape':34} {'s2s ms':>9} {'torch ms':>9} {'ratio':>6} {'target':>7}  {'s2s MB':>7} {'torch MB':>8}")
     missed = []
     for name, args, target in (QUICK if quick else CASES):
-        ours = run_json([binary] + args, env)
-        ref = run_json([sys.executable, __file__, "--child", str(threads), str(reps)] + args, env)
+        ours = run_json([binary] + (["--cuda"] if cuda else []) + args, env)
+        ref = run_json([sys.executable, __file__, "--child", str(threads), str(reps), "cuda" if cuda else "cpu"] + args,
+                       env)
         ratio = ours["ms"] / ref["ms"]
         ok = ratio <= target
         line = (f"{name:10} {' '.join(args[1:]):34} {ours['ms']:9.2f} {ref['ms']:9.2f} {ratio:6.2f} "
-                f"{'<=' + str(target):>7}  {ours['extra_rss_mb']:7.1f} {ref['extra_rss_mb']:8.1f}")
+                f"{'<=' + str(target):>7}  {ours[mem]:7.1f} {ref[mem]:8.1f}")
         if name == "ce":
-            mem = ours["extra_rss_mb"] / max(ref["extra_rss_mb"], 1e-9)
-            line += f"  memory ratio {mem:.3f} (target <= 0.1)"
-            ok = ok and mem <= 0.1
+            m = ours[mem] / max(ref[mem], 1e-9)
+            line += f"  memory ratio {m:.3f} (target <= 0.1)"
+            ok = ok and m <= 0.1
         print(line + ("" if ok else "  MISSED"))
         if not ok:
             missed.append(name)
