@@ -31,7 +31,8 @@ static inline float exp_simd(float x) {
     p = p * r + 1.0f;
     int32_t pi;
     memcpy(&pi, &p, sizeof pi);
-    pi += (ti - 0x4B400000) << 23;  // times 2^n, through the exponent field
+    pi += (int32_t)((uint32_t)(ti - 0x4B400000) << 23);  // times 2^n, through the exponent field (n may be < 0:
+                                                          // shifted unsigned, as a signed << of it is UB)
     memcpy(&p, &pi, sizeof p);
     return p;
 }
