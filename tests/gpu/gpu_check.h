@@ -104,3 +104,16 @@ static void reset(pair *P) {
     s2s_ctx_step_reset(P->cpu);
     s2s_ctx_step_reset(P->gpu);
 }
+
+// Every leaf gradient (the leaves that require one), CPU against GPU; returns the worst error.
+static double compare_leaf_grads(const char *cas, const leaves *L, double tol) {
+    double worst = 0.0;
+    for (int k = 0; k < L->n; k++) {
+        if (!L->leaf[k].c->requires_grad) continue;
+        char what[64];
+        snprintf(what, sizeof what, "d%s", L->name[k]);
+        double e = compare(cas, what, L->leaf[k].c->grad, L->leaf[k].g->grad, tol);
+        if (e > worst) worst = e;
+    }
+    return worst;
+}

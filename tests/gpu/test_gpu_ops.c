@@ -65,13 +65,8 @@ static void finish(pair *P, const char *cas, tp y, leaves *L, double tol) {
         s2s_backward(P->cpu, y.c, dy);
         s2s_backward(P->gpu, y.g, dy);
         free(dy);
-        for (int k = 0; k < L->n; k++) {
-            if (!L->leaf[k].c->requires_grad) continue;
-            char what[64];
-            snprintf(what, sizeof what, "d%s", L->name[k]);
-            double e = compare(cas, what, L->leaf[k].c->grad, L->leaf[k].g->grad, tol);
-            if (e > worst) worst = e;
-        }
+        double e = compare_leaf_grads(cas, L, tol);
+        if (e > worst) worst = e;
     }
     printf("%-34s max error %.2e (tol %.0e)\n", cas, worst, tol);
     reset(P);
