@@ -11,6 +11,9 @@ _Noreturn void s2s_fail(const char *file, int line, const char *what, const char
 #define S2S_CHECK(cond, ...) \
     do { if (!(cond)) s2s_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); } while (0)
 
+// Format a message into err[n] (for functions that report failure to their caller); returns -1.
+int s2s_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 // Allocation that never returns NULL.
 void *s2s_xmalloc(size_t n, const char *file, int line);
 void *s2s_xcalloc(size_t n, size_t sz, const char *file, int line);

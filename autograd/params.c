@@ -14,13 +14,23 @@ static void free_tensor(s2s_device dev, s2s_tensor *t) {
     free(t);
 }
 
+// A view into a flat buffer frees only its header.
+static void free_view(s2s_device dev, s2s_tensor *t, bool view) {
+    if (!t) return;
+    if (view) free(t);
+    else free_tensor(dev, t);
+}
+
 void s2s_params_free(s2s_params *p) {
     for (int i = 0; i < p->n; i++) {
-        if (p->items[i].t->grad) free_tensor(p->device, p->items[i].t->grad);
-        free_tensor(p->device, p->items[i].t);
-        free(p->items[i].name);
-        free(p->items[i].module);
+        s2s_param *q = &p->items[i];
+        free_view(p->device, q->t->grad, q->goff >= 0);
+        free_view(p->device, q->t, q->off >= 0);
+        free(q->name);
+        free(q->module);
     }
+    s2s_dev_free(p->device, p->flat);
+    s2s_dev_free(p->device, p->flat_grad);
     free(p->items);
     memset(p, 0, sizeof *p);
 }
@@ -36,6 +46,7 @@ static s2s_tensor *tensor_persistent(s2s_device dev, int ndim, const int64_t *sh
     return t;
 }
 
+// Called with the gradients unflattened (each owns its memory).
 static void set_trainable(s2s_params *p, s2s_param *q, bool trainable) {
     q->trainable = trainable;
     q->t->requires_grad = trainable;
@@ -44,6 +55,78 @@ static void set_trainable(s2s_params *p, s2s_param *q, bool trainable) {
         free_tensor(p->device, q->t->grad);
         q->t->grad = NULL;
     }
+}
+
+// ---- flat storage ----------------------------------------------------------------------------------------
+
+#define FLAT_ALIGN 16  // floats: every view starts on a 64-byte boundary, as arena allocations do
+
+static int64_t padded(int64_t n) { return (n + FLAT_ALIGN - 1) / FLAT_ALIGN * FLAT_ALIGN; }
+
+// Give every view of one kind (values or gradients) its own memory again and drop the flat buffer.
+static void unflatten_kind(s2s_params *p, bool grads) {
+    float **flat = grads ? &p->flat_grad : &p->flat;
+    if (!*flat) return;
+    for (int i = 0; i < p->n; i++) {
+        s2s_param *q = &p->items[i];
+        int64_t *off = grads ? &q->goff : &q->off;
+        s2s_tensor *t = grads ? q->t->grad : q->t;
+        if (*off < 0 || !t) continue;
+        void *own = s2s_dev_alloc(p->device, s2s_nbytes(t));
+        s2s_dev_copy(p->device, own, p->device, t->data, s2s_nbytes(t));
+        t->data = own;
+        t->flat_view = false;
+        *off = -1;
+    }
+    s2s_dev_free(p->device, *flat);
+    *flat = NULL;
+    *(grads ? &p->flat_grad_n : &p->flat_n) = 0;
+}
+
+// Lay every tensor of one kind out in one buffer, registry order.
+static void flatten_kind(s2s_params *p, bool grads) {
+    unflatten_kind(p, grads);
+    int64_t total = 0;
+    for (int i = 0; i < p->n; i++) {
+        s2s_tensor *t = grads ? p->items[i].t->grad : p->items[i].t;
+        if (t) total += padded(s2s_numel(t));
+    }
+    if (total == 0) return;
+    float *flat = s2s_dev_alloc(p->device, (size_t)total * sizeof(float));  // [total]
+    s2s_dev_memset0(p->device, flat, (size_t)total * sizeof(float));
+    int64_t at = 0;
+    for (int i = 0; i < p->n; i++) {
+        s2s_param *q = &p->items[i];
+        s2s_tensor *t = grads ? q->t->grad : q->t;
+        if (!t) continue;
+        s2s_dev_copy(p->device, flat + at, p->device, t->data, s2s_nbytes(t));
+        s2s_dev_free(p->device, t->data);
+        t->data = flat + at;
+        t->flat_view = true;
+        *(grads ? &q->goff : &q->off) = at;
+        at += padded(s2s_numel(t));
+    }
+    *(grads ? &p->flat_grad : &p->flat) = flat;
+    *(grads ? &p->flat_grad_n : &p->flat_n) = total;
+}
+
+void s2s_params_flatten(s2s_params *p) {
+    flatten_kind(p, false);
+    flatten_kind(p, true);
+}
+
+void s2s_params_unflatten(s2s_params *p) {
+    unflatten_kind(p, false);
+    unflatten_kind(p, true);
+}
+
+void s2s_params_set_norm(s2s_params *p, const s2s_tensor *t, s2s_norm_kind kind) {
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].t == t) {
+            p->items[i].norm = kind;
+            return;
+        }
+    S2S_CHECK(0, "params_set_norm: %s is not a parameter of this registry", t->name ? t->name : "(unnamed)");
 }
 
 s2s_tensor *s2s_params_add(s2s_params *p, const char *name, const char *module, int ndim,
@@ -58,6 +141,7 @@ s2s_tensor *s2s_params_add(s2s_params *p, const char *name, const char *module, 
     q->name = strdup(name);
     q->module = strdup(module ? module : "");
     q->weight_decay = weight_decay;
+    q->off = q->goff = -1;
     q->t = tensor_persistent(p->device, ndim, shape);
     q->t->is_param = true;
     q->t->name = q->name;
@@ -74,17 +158,22 @@ s2s_param *s2s_params_find(s2s_params *p, const char *name) {
 int s2s_params_set_trainable(s2s_params *p, const char *prefix, bool trainable) {
     int hits = 0;
     size_t n = strlen(prefix);
+    const bool flat = p->flat_grad != NULL;
+    unflatten_kind(p, true);
     for (int i = 0; i < p->n; i++)
         if (strncmp(p->items[i].name, prefix, n) == 0) {
             set_trainable(p, &p->items[i], trainable);
             hits++;
         }
+    if (flat) flatten_kind(p, true);
     return hits;
 }
 
 void s2s_params_zero_grad(s2s_params *p) {
+    if (p->flat_grad) s2s_dev_memset0(p->device, p->flat_grad, (size_t)p->flat_grad_n * sizeof(float));
     for (int i = 0; i < p->n; i++)
-        if (p->items[i].t->grad) s2s_dev_memset0(p->device, p->items[i].t->grad->data, s2s_nbytes(p->items[i].t->grad));
+        if (p->items[i].t->grad && p->items[i].goff < 0)
+            s2s_dev_memset0(p->device, p->items[i].t->grad->data, s2s_nbytes(p->items[i].t->grad));
 }
 
 int64_t s2s_params_count(const s2s_params *p, bool trainable_only) {

@@ -6,18 +6,35 @@
 #include <stdbool.h>
 #include "tensor.h"
 
+// What kind of normalisation module owns a parameter. Optimisers need it: Hugging Face's Trainer exempts
+// parameters of nn.LayerNorm modules from weight decay by module type, not by name (the encoder's
+// "self_attn_layer_norm" and OpenS2S's "llm_ln" match no name pattern).
+typedef enum { S2S_NORM_NONE = 0, S2S_NORM_LAYER, S2S_NORM_RMS } s2s_norm_kind;
+
 typedef struct s2s_param {
     char *name;    // Hugging Face / OpenS2S name, e.g. "llm_model.model.layers.0.self_attn.q_proj.weight"
     char *module;  // owning module prefix, e.g. "llm_model"
     s2s_tensor *t; // value (f32 master copy); t->grad allocated iff trainable
     bool trainable;
-    bool weight_decay;
+    bool weight_decay;  // the model's suggestion (matrices yes, norms and biases no); trainers apply their rule
+    s2s_norm_kind norm;
+    int64_t off;   // first element in the flat value buffer (s2s_params_flatten), else -1
+    int64_t goff;  // first element in the flat gradient buffer (trainable, flattened), else -1
 } s2s_param;
 
+// Flat storage: after s2s_params_flatten, every value is a view into one buffer and every trainable
+// parameter's gradient a view into another, each tensor starting on a 64-byte boundary (padding is zero and
+// stays zero). Collectives then move a whole bucket in one call, and an optimiser keeps its state in one
+// buffer laid out like the gradients. Until flattened (and after a registration that changes the layout:
+// s2s_params_add, a change of shape) each tensor owns its memory.
 typedef struct s2s_params {
     s2s_device device;
     s2s_param *items;
     int n, cap;
+    float *flat;          // [flat_n] values, NULL when not flattened
+    int64_t flat_n;
+    float *flat_grad;     // [flat_grad_n] gradients of the trainable parameters, registry order
+    int64_t flat_grad_n;
 } s2s_params;
 
 void s2s_params_init(s2s_params *p, s2s_device dev);
@@ -29,4 +46,11 @@ s2s_param *s2s_params_find(s2s_params *p, const char *name);
 // Trainable flag for every parameter whose name starts with prefix; returns how many matched.
 int s2s_params_set_trainable(s2s_params *p, const char *prefix, bool trainable);
 void s2s_params_zero_grad(s2s_params *p);
+// Mark t (a parameter of p) as belonging to a normalisation module of the given kind.
+void s2s_params_set_norm(s2s_params *p, const s2s_tensor *t, s2s_norm_kind kind);
+// Move every value into one buffer and every trainable gradient into another (values and gradients are
+// kept). Idempotent; s2s_params_set_trainable on a flattened registry re-lays the gradient buffer out.
+void s2s_params_flatten(s2s_params *p);
+// The same layout again after a parameter changed its shape in place (vocabulary resize): values kept.
+void s2s_params_unflatten(s2s_params *p);
 int64_t s2s_params_count(const s2s_params *p, bool trainable_only);

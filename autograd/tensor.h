@@ -22,6 +22,7 @@ typedef struct s2s_tensor {
     struct s2s_tensor *grad;  // f32, same shape; NULL until a gradient flows into it
     bool requires_grad;       // a gradient w.r.t. this tensor is wanted (trainable param, or depends on one)
     bool is_param;            // owned by a parameter registry: grad is persistent and accumulates
+    bool flat_view;           // data lives in a registry's flat buffer (params.h): never freed on its own
     const char *name;         // optional, for error messages and the registry
 } s2s_tensor;
 

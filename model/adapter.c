@@ -49,6 +49,8 @@ void s2s_adapter_init(s2s_adapter *m, const s2s_adapter_config *cfg, s2s_params 
     m->fc2_w = adapter_param(P, "fc2.weight", 2, (int64_t[]){cfg->hidden, cfg->inner_dim}, true);
     m->ln_w = adapter_param(P, "ln.weight", 1, (int64_t[]){cfg->hidden}, false);
     m->ln_b = adapter_param(P, "ln.bias", 1, (int64_t[]){cfg->hidden}, false);
+    s2s_params_set_norm(P, m->ln_w, S2S_NORM_LAYER);
+    s2s_params_set_norm(P, m->ln_b, S2S_NORM_LAYER);
 }
 
 // t = U(-bound, bound), or = value when bound is 0; filled on the host, copied to the parameter's device.

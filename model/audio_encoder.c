@@ -74,6 +74,13 @@ void s2s_audio_encoder_init(s2s_audio_encoder *m, const s2s_audio_encoder_config
     }
     m->ln_w = enc_param(P, false, 1, (int64_t[]){d}, "layer_norm.weight");
     m->ln_b = enc_param(P, false, 1, (int64_t[]){d}, "layer_norm.bias");
+    s2s_params_set_norm(P, m->ln_w, S2S_NORM_LAYER);
+    s2s_params_set_norm(P, m->ln_b, S2S_NORM_LAYER);
+    for (int64_t i = 0; i < m->n_layers; i++) {
+        const s2s_tensor *ln[] = {m->layers[i].attn_ln_w, m->layers[i].attn_ln_b, m->layers[i].ffn_ln_w,
+                                  m->layers[i].ffn_ln_b};
+        for (size_t k = 0; k < sizeof ln / sizeof *ln; k++) s2s_params_set_norm(P, ln[k], S2S_NORM_LAYER);
+    }
 }
 
 void s2s_audio_encoder_free(s2s_audio_encoder *m) {

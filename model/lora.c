@@ -120,6 +120,7 @@ int s2s_lora_attach(s2s_params *p, s2s_qwen3 *q, const s2s_lora_config *c, uint6
 // The registry has no removal of its own; merged adapters must leave it so that an export writes exactly
 // the Hugging Face tensors.
 static void params_remove(s2s_params *p, const s2s_tensor *t) {
+    s2s_params_unflatten(p);  // removal changes the layout; the trainer flattens again if it needs to
     for (int i = 0; i < p->n; i++) {
         s2s_param *q = &p->items[i];
         if (q->t != t) continue;

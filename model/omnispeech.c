@@ -27,6 +27,8 @@ void s2s_omnispeech_create(s2s_omnispeech *m, s2s_params *P, const s2s_omnispeec
     m->llm2tts = s2s_params_add(P, "llm2tts.weight", "llm2tts", 2, (int64_t[]){Ht, Hl}, true, true);
     m->llm_ln_w = s2s_params_add(P, "llm_ln.weight", "llm_ln", 1, (int64_t[]){Ht}, true, false);
     m->llm_ln_b = s2s_params_add(P, "llm_ln.bias", "llm_ln", 1, (int64_t[]){Ht}, true, false);
+    s2s_params_set_norm(P, m->llm_ln_w, S2S_NORM_LAYER);
+    s2s_params_set_norm(P, m->llm_ln_b, S2S_NORM_LAYER);
 }
 
 void s2s_omnispeech_set_recompute(s2s_omnispeech *m, bool on) {

@@ -70,7 +70,15 @@ void s2s_qwen3_create(s2s_qwen3 *q, s2s_params *p, const s2s_qwen3_config *c, co
         q->spk2tts = add(&r, "spk2tts.weight", 2, H, S2S_SPK_DIM, true);
         q->spk_ln_w = add(&r, "spk_ln.weight", 1, H, 0, false);
         q->spk_ln_b = add(&r, "spk_ln.bias", 1, H, 0, false);
+        s2s_params_set_norm(p, q->spk_ln_w, S2S_NORM_LAYER);
+        s2s_params_set_norm(p, q->spk_ln_b, S2S_NORM_LAYER);
     }
+    for (int64_t l = 0; l < c->num_hidden_layers; l++) {
+        s2s_qwen3_layer *L = &q->layers[l];
+        const s2s_tensor *rms[] = {L->input_ln, L->q_norm, L->k_norm, L->post_ln};
+        for (size_t i = 0; i < sizeof rms / sizeof *rms; i++) s2s_params_set_norm(p, rms[i], S2S_NORM_RMS);
+    }
+    s2s_params_set_norm(p, q->norm, S2S_NORM_RMS);
 }
 
 void s2s_qwen3_free(s2s_qwen3 *q) {

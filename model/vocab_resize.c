@@ -95,6 +95,9 @@ void s2s_vocab_init_rows(s2s_ctx *ctx, s2s_tensor *w, int64_t n_old, uint64_t se
 
 // New storage of n_rows rows for a parameter tensor (and its gradient), keeping the leading rows.
 static void resize_rows(s2s_tensor *t, int64_t n_rows) {
+    S2S_CHECK(!t->flat_view && !(t->grad && t->grad->flat_view),
+              "vocab_resize: %s lives in a flattened registry; resize before s2s_params_flatten (or unflatten)",
+              t->name ? t->name : "?");
     const int64_t C = t->shape[1], keep = n_rows < t->shape[0] ? n_rows : t->shape[0];
     const size_t bytes = (size_t)(n_rows * C) * sizeof(float);
     void *d = s2s_dev_alloc(t->device, bytes);
