@@ -160,23 +160,24 @@ static void layer_region(s2s_ctx *ctx, void *user, s2s_tensor **ins, int n_in, s
     outs[0] = layer_forward(ctx, user, ins[0], ins[1]);
 }
 
-s2s_tensor *s2s_audio_encoder_forward(s2s_ctx *ctx, const s2s_audio_encoder *m, s2s_tensor *mel,
-                                      const int64_t *valid_frames, int64_t *out_lens) {
+s2s_tensor *s2s_audio_encoder_forward_chunks(s2s_ctx *ctx, const s2s_audio_encoder *m, s2s_tensor *mel,
+                                             const int64_t *chunk_off, const int64_t *valid_frames, int64_t A,
+                                             int64_t *out_lens) {
     const int64_t F = m->chunk_frames, P = m->n_pos, P2 = P / 2, d = m->d_model, mels = m->n_mels;
     char sm[64];
-    S2S_CHECK(mel->dtype == S2S_F32 && mel->ndim == 3 && mel->shape[1] == mels && mel->shape[2] > 0 &&
-                  mel->shape[2] % F == 0,
-              "audio encoder: mel must be f32 [A, %lld, k * %lld] (30 s chunks; pad the features to a multiple "
-              "of %lld frames), got %s", (long long)mels, (long long)F, (long long)F,
-              s2s_shape_str(mel, sm, sizeof sm));
-    const int64_t A = mel->shape[0], K = mel->shape[2] / F;
+    S2S_CHECK(mel->dtype == S2S_F32 && mel->ndim == 3 && mel->shape[1] == mels && mel->shape[2] == F,
+              "audio encoder: chunked mel must be f32 [C, %lld, %lld] (one 30 s chunk per row), got %s",
+              (long long)mels, (long long)F, s2s_shape_str(mel, sm, sizeof sm));
+    S2S_CHECK(chunk_off[0] == 0 && chunk_off[A] <= mel->shape[0], "audio encoder: chunk offsets run from %lld to "
+              "%lld over %lld chunks", (long long)chunk_off[0], (long long)chunk_off[A], (long long)mel->shape[0]);
 
     // Which chunks run (audio a's first n_chunks), and which of their P2 output rows each audio keeps.
     int64_t M = 0, N = 0;
     for (int64_t a = 0; a < A; a++) {
-        S2S_CHECK(valid_frames[a] >= 0 && valid_frames[a] <= K * F,
-                  "audio encoder: audio %lld has %lld valid frames, outside 0..%lld (the mel's length)",
-                  (long long)a, (long long)valid_frames[a], (long long)(K * F));
+        const int64_t have = chunk_off[a + 1] - chunk_off[a];
+        S2S_CHECK(valid_frames[a] >= 0 && valid_frames[a] <= have * F,
+                  "audio encoder: audio %lld has %lld valid frames, outside 0..%lld (its %lld chunks)",
+                  (long long)a, (long long)valid_frames[a], (long long)(have * F), (long long)have);
         M += s2s_audio_encoder_n_chunks(m, valid_frames[a]);
         out_lens[a] = s2s_audio_encoder_out_len(m, valid_frames[a]);
         N += out_lens[a];
@@ -190,18 +191,17 @@ s2s_tensor *s2s_audio_encoder_forward(s2s_ctx *ctx, const s2s_audio_encoder *m, 
     for (int64_t a = 0; a < A; a++)
         for (int64_t c = 0; c < s2s_audio_encoder_n_chunks(m, valid_frames[a]); c++, i++) {
             int64_t left = valid_frames[a] - c * F, rows = s2s_audio_encoder_chunk_len(left < F ? left : F);
-            chunk_rows[i] = (int32_t)(a * K + c);
+            chunk_rows[i] = (int32_t)(chunk_off[a] + c);
             for (int64_t r = 0; r < rows; r++) keep[n++] = (int32_t)(i * P2 + r);
         }
     for (int64_t c = 0; c <= M; c++) cu[c] = (int32_t)(c * P);
 
-    // The chunks as a batch: mel [A, mels, K, F] -> [A, K, mels, F] -> rows of [A * K, mels * F], gathered.
-    s2s_tensor *x = mel;
-    if (K > 1) x = s2s_transpose(ctx, s2s_reshape(ctx, mel, 4, (int64_t[]){A, mels, K, F}), 1, 2);
-    x = s2s_reshape(ctx, x, 2, (int64_t[]){A * K, mels * F});               // [A K, mels F]
-    if (M < A * K) x = s2s_gather_rows(ctx, x, index_tensor(ctx, chunk_rows, M));  // [M, mels F]
-    x = s2s_reshape(ctx, x, 3, (int64_t[]){M, mels, F});                    // [M, mels, F]
-
+    s2s_tensor *x = mel;  // [C, mels, F]
+    if (M < mel->shape[0]) {
+        x = s2s_reshape(ctx, mel, 2, (int64_t[]){mel->shape[0], mels * F});              // [C, mels F]
+        x = s2s_reshape(ctx, s2s_gather_rows(ctx, x, index_tensor(ctx, chunk_rows, M)), 3,
+                        (int64_t[]){M, mels, F});                                         // [M, mels, F]
+    }
     s2s_tensor *h = s2s_gelu(ctx, s2s_conv1d(ctx, x, m->conv1_w, m->conv1_b, 1, 1));  // [M, d, F]
     h = s2s_gelu(ctx, s2s_conv1d(ctx, h, m->conv2_w, m->conv2_b, 2, 1));             // [M, d, P]
     h = s2s_add(ctx, s2s_transpose(ctx, h, 1, 2), m->embed_positions);              // [M, P, d]
@@ -235,5 +235,26 @@ s2s_tensor *s2s_audio_encoder_forward(s2s_ctx *ctx, const s2s_audio_encoder *m, 
     free(chunk_rows);
     free(keep);
     free(cu);
+    return h;
+}
+
+s2s_tensor *s2s_audio_encoder_forward(s2s_ctx *ctx, const s2s_audio_encoder *m, s2s_tensor *mel,
+                                      const int64_t *valid_frames, int64_t *out_lens) {
+    const int64_t F = m->chunk_frames, mels = m->n_mels;
+    char sm[64];
+    S2S_CHECK(mel->dtype == S2S_F32 && mel->ndim == 3 && mel->shape[1] == mels && mel->shape[2] > 0 &&
+                  mel->shape[2] % F == 0,
+              "audio encoder: mel must be f32 [A, %lld, k * %lld] (30 s chunks; pad the features to a multiple "
+              "of %lld frames), got %s", (long long)mels, (long long)F, (long long)F,
+              s2s_shape_str(mel, sm, sizeof sm));
+    const int64_t A = mel->shape[0], K = mel->shape[2] / F;
+    // [A, mels, K, F] -> [A, K, mels, F]: chunk-major, audio a owning chunks a K .. a K + K - 1.
+    s2s_tensor *x = mel;
+    if (K > 1) x = s2s_transpose(ctx, s2s_reshape(ctx, mel, 4, (int64_t[]){A, mels, K, F}), 1, 2);
+    x = s2s_reshape(ctx, x, 3, (int64_t[]){A * K, mels, F});  // [A K, mels, F]
+    int64_t *off = s2s_malloc((size_t)(A + 1) * sizeof *off);
+    for (int64_t a = 0; a <= A; a++) off[a] = a * K;
+    s2s_tensor *h = s2s_audio_encoder_forward_chunks(ctx, m, x, off, valid_frames, A, out_lens);
+    free(off);
     return h;
 }

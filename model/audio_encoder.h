@@ -68,5 +68,10 @@ int64_t s2s_audio_encoder_out_len(const s2s_audio_encoder *m, int64_t valid_fram
 // and are read wherever they share a chunk with valid frames); valid_frames[A] on the host.
 // Returns the packed encoder output [sum out_lens, d] (audio 0's rows, then audio 1's, ...) and writes
 // out_lens[A]. All chunks of all audios run as one packed batch; attention never crosses a chunk.
+// The same on chunk-major log-mel, as the loader delivers it: mel [C, n_mels, chunk_frames], audio a owning chunks
+// [chunk_off[a], chunk_off[a+1]) (at least as many as its valid frames need; surplus chunks are not computed).
+s2s_tensor *s2s_audio_encoder_forward_chunks(s2s_ctx *ctx, const s2s_audio_encoder *m, s2s_tensor *mel,
+                                             const int64_t *chunk_off, const int64_t *valid_frames, int64_t A,
+                                             int64_t *out_lens);
 s2s_tensor *s2s_audio_encoder_forward(s2s_ctx *ctx, const s2s_audio_encoder *m, s2s_tensor *mel,
                                       const int64_t *valid_frames, int64_t *out_lens);

@@ -233,6 +233,20 @@ s2s_tensor *s2s_qwen3_forward(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *x, s
               "qwen3_forward (%s): positions must be i32 [%lld]", q->prefix, (long long)x->shape[0]);
     s2s_qwen3_fwd none = {0};
     if (!f) f = &none;
+    if (!s2s_grad_enabled(ctx)) {
+        // Forward only (a frozen LLM feeding the TTS-LM, inference): each layer's intermediates are given back as
+        // soon as its output is copied out, so the arena holds one layer's activations, not the model's.
+        s2s_tensor *buf[2] = {s2s_new_like(ctx, x), s2s_new_like(ctx, x)};  // [T, H] ping-pong
+        for (int64_t l = 0; l < cfg->num_hidden_layers; l++) {
+            s2s_arena_mark mark = s2s_arena_get_mark(ctx->cur);
+            layer_call c = {.q = q, .l = l, .f = *f};
+            s2s_tensor *y = layer_forward(ctx, &c, x, pos, cu_seqlens);  // [T, H]
+            s2s_dev_copy(ctx->device, buf[l % 2]->data, ctx->device, y->data, s2s_nbytes(y));
+            s2s_arena_rewind(ctx->cur, mark);
+            x = buf[l % 2];
+        }
+        return s2s_rmsnorm(ctx, x, q->norm, (float)cfg->rms_norm_eps);  // [T, H]
+    }
     for (int64_t l = 0; l < cfg->num_hidden_layers; l++) {
         layer_call *c = s2s_host_alloc(ctx, sizeof *c);
         *c = (layer_call){.q = q, .l = l, .f = *f};

@@ -233,17 +233,19 @@ static int run(int argc, char **argv) {
     int32_t *tt = ints(&bf, "token_types", 2, BL, false);
 
     // Audio.
-    s2s_omni_batch b = {.B = B, .L = L, .input_ids = ids, .attention_mask = mask, .labels = labels, .token_types = tt};
     int32_t *frames32 = NULL;
     int64_t *frames = NULL;
+    s2s_tensor *mel = NULL;
     if (s2s_st_find(&bf.f, "mel")) {
-        b.mel = floats(ctx, &bf, "mel", 3, (int64_t[]){-1, cfg.audio.num_mel_bins, -1}, true);
-        b.A = b.mel->shape[0];
-        frames32 = ints(&bf, "mel_frames", 1, (int64_t[]){b.A}, true);
-        frames = s2s_malloc((size_t)(b.A + 1) * sizeof *frames);
-        for (int64_t a = 0; a < b.A; a++) frames[a] = frames32[a];
-        b.mel_frames = frames;
+        mel = floats(ctx, &bf, "mel", 3, (int64_t[]){-1, cfg.audio.num_mel_bins, -1}, true);
+        frames32 = ints(&bf, "mel_frames", 1, (int64_t[]){mel->shape[0]}, true);
+        frames = s2s_malloc((size_t)(mel->shape[0] + 1) * sizeof *frames);
+        for (int64_t a = 0; a < mel->shape[0]; a++) frames[a] = frames32[a];
     }
+    // The file holds OpenS2S's padded layout; the model takes the packed one.
+    s2s_omni_batch b;
+    s2s_omni_padded own;
+    s2s_omni_batch_from_padded(ctx, &b, &own, B, L, ids, mask, labels, tt, mel, frames, m.enc.chunk_frames);
 
     // Units, one sequence per speech span.
     span_units su = {0};
@@ -315,6 +317,7 @@ static int run(int argc, char **argv) {
     s2s_ctx_step_reset(ctx);
     s2s_ctx_free(ctx);
     span_units_free(&su);
+    s2s_omni_padded_free(&own);
     free(per_sample), free(ids), free(mask), free(labels), free(tt), free(frames32), free(frames);
     s2s_st_close(&bf.f);
     s2s_omnispeech_free(&m);

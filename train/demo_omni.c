@@ -87,9 +87,11 @@ int demo_omni_run(const char *config, const char *tts_tokenizer, int steps, int 
         demo_batch *d = &data[(step - 1) % N_BATCH];
         s2s_tensor *mel = s2s_new3(ctx, S2S_F32, B, 128, 3000);
         memcpy(mel->data, d->mel, s2s_nbytes(mel));
-        s2s_omni_batch b = {.B = B, .L = L, .input_ids = d->ids, .attention_mask = d->mask, .labels = d->labels,
-                            .token_types = d->types, .mel = mel, .mel_frames = d->mel_frames, .A = B,
-                            .units = d->units, .units_len = d->units_len, .n_units = B};
+        s2s_omni_batch b;
+        s2s_omni_padded own;
+        s2s_omni_batch_from_padded(ctx, &b, &own, B, L, d->ids, d->mask, d->labels, d->types, mel, d->mel_frames,
+                                   m.enc.chunk_frames);
+        b.units_len = d->units_len, b.n_units = B;
         // units are stored with a stride of N_UNITS; the batch wants them concatenated
         int32_t cat[B * N_UNITS];
         int64_t off = 0;
@@ -99,6 +101,7 @@ int demo_omni_run(const char *config, const char *tts_tokenizer, int steps, int 
         }
         b.units = cat;
         s2s_omni_out o = s2s_omnispeech_forward(ctx, &m, &b);
+        s2s_omni_padded_free(&own);
         double lv = ((float *)o.loss->data)[0];
         s2s_backward(ctx, o.loss, NULL);
         float lr = 2e-3f * (step <= 5 ? (float)step / 5.0f : 1.0f);
