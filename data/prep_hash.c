@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "prep_internal.h"
+#include "hash.h"
 
 typedef struct sha256 {
     uint32_t h[8];
@@ -84,3 +85,5 @@ int prep_sha256_file(const char *path, char hex[65], s2s_derr *e) {
     sha_final(&s, hex);
     return 0;
 }
+
+int s2s_sha256_file(const char *path, char hex[65], s2s_derr *e) { return prep_sha256_file(path, hex, e); }

@@ -1,0 +1,265 @@
+// run_checkpoint.c — crash-safe training checkpoints (run_checkpoint.h).
+#include "run_checkpoint.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "autograd/check.h"
+#include "data/hash.h"
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+
+static int fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[8192];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+static int rm_rf(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return unlink(path);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[8192];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        rm_rf(sub);
+    }
+    closedir(d);
+    return rmdir(path);
+}
+
+// The files a checkpoint holds besides trainer.json, relative to its directory.
+static const char *const FILES_SUB[] = {"model", "optimizer"};
+
+// SHA-256 of every file under dir/sub into obj[sub/name], fsync'ing each.
+static int hash_dir(const char *dir, const char *sub, cJSON *obj, char *err, size_t errlen) {
+    char path[8600];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    DIR *d = opendir(path);
+    if (!d) return s2s_errf(err, errlen, "%s: cannot list", path);
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char f[8600], rel[512], hex[65];
+        if (snprintf(f, sizeof f, "%s/%s", path, e->d_name) >= (int)sizeof f) continue;
+        snprintf(rel, sizeof rel, "%s/%s", sub, e->d_name);
+        s2s_derr de;
+        if (fsync_path(f)) rc = s2s_errf(err, errlen, "%s: fsync failed: %s", f, strerror(errno));
+        else if (s2s_sha256_file(f, hex, &de)) rc = s2s_errf(err, errlen, "%s", de.msg);
+        else cJSON_AddStringToObject(obj, rel, hex);
+    }
+    closedir(d);
+    if (!rc && fsync_path(path)) rc = s2s_errf(err, errlen, "%s: fsync failed", path);
+    return rc;
+}
+
+static int step_of(const char *name, int64_t *step) {
+    char *end;
+    if (strncmp(name, "step_", 5) || !name[5]) return -1;
+    long long v = strtoll(name + 5, &end, 10);
+    if (*end) return -1;
+    *step = v;
+    return 0;
+}
+
+// step_* directories of ckdir, newest first.
+static int list_steps(const char *ckdir, int64_t **steps) {
+    DIR *d = opendir(ckdir);
+    *steps = NULL;
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int64_t s;
+        if (step_of(e->d_name, &s)) continue;
+        *steps = s2s_realloc(*steps, (size_t)(n + 1) * sizeof **steps);
+        (*steps)[n++] = s;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)  // insertion sort, descending
+        for (int j = i; j > 0 && (*steps)[j] > (*steps)[j - 1]; j--) {
+            int64_t t = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1], (*steps)[j - 1] = t;
+        }
+    return n;
+}
+
+static void remove_leftovers(const char *ckdir) {
+    DIR *d = opendir(ckdir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, ".tmp-", 5)) continue;
+        char p[8192];
+        if (snprintf(p, sizeof p, "%s/%s", ckdir, e->d_name) >= (int)sizeof p) continue;
+        fprintf(stderr, "s2s train: removing the incomplete checkpoint %s\n", p);
+        rm_rf(p);
+    }
+    closedir(d);
+}
+
+int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
+    char ckdir[8192], tmp[8400], fin[8400], p[8600];
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", s->run_dir);
+    snprintf(tmp, sizeof tmp, "%s/.tmp-step_%08lld", ckdir, (long long)s->step);
+    snprintf(fin, sizeof fin, "%s/step_%08lld", ckdir, (long long)s->step);
+    if (mkdir_p(ckdir)) return s2s_errf(err, errlen, "%s: cannot create: %s", ckdir, strerror(errno));
+    rm_rf(tmp);
+    snprintf(p, sizeof p, "%s/optimizer", tmp);
+    if (mkdir_p(p)) return s2s_errf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
+    snprintf(p, sizeof p, "%s/model", tmp);
+    s2s_ckpt_save_opts so = {.dtype = s->dtype};
+    if (s2s_ckpt_save(s->P, p, &so, err, errlen)) return -1;
+    snprintf(p, sizeof p, "%s/model/config.json", tmp);
+    if (s2s_omnispeech_config_write(s->cfg, p, err, errlen)) return -1;
+    snprintf(p, sizeof p, "%s/optimizer/rank_00000.safetensors", tmp);
+    if (s2s_adam_save(s->opt, p, err, errlen)) return -1;
+
+    cJSON *files = cJSON_CreateObject();
+    for (size_t i = 0; i < sizeof FILES_SUB / sizeof *FILES_SUB; i++)
+        if (hash_dir(tmp, FILES_SUB[i], files, err, errlen)) {
+            cJSON_Delete(files);
+            return -1;
+        }
+    cJSON_DeleteItemFromObject(s->trainer, "files");
+    cJSON_AddItemToObject(s->trainer, "files", files);
+    char *js = cJSON_Print(s->trainer);
+    snprintf(p, sizeof p, "%s/trainer.json", tmp);
+    int rc = s2s_write_file_atomic(p, js, strlen(js), err, errlen);
+    free(js);
+    if (rc) return -1;
+    if (fsync_path(tmp)) return s2s_errf(err, errlen, "%s: fsync failed", tmp);
+    // A checkpoint of this step already there (a rerun of the same step after a resume): replaced whole.
+    struct stat st;
+    if (!stat(fin, &st)) {
+        char old[8600];
+        snprintf(old, sizeof old, "%s/.tmp-old-step_%08lld", ckdir, (long long)s->step);
+        if (rename(fin, old)) return s2s_errf(err, errlen, "%s: cannot move aside: %s", fin, strerror(errno));
+        rm_rf(old);
+    }
+    if (rename(tmp, fin)) return s2s_errf(err, errlen, "%s: cannot rename to %s: %s", tmp, fin, strerror(errno));
+    if (fsync_path(ckdir)) return s2s_errf(err, errlen, "%s: fsync failed", ckdir);
+    char name[64];
+    int nl = snprintf(name, sizeof name, "step_%08lld\n", (long long)s->step);
+    snprintf(p, sizeof p, "%s/latest", ckdir);
+    if (s2s_write_file_atomic(p, name, (size_t)nl, err, errlen)) return -1;
+
+    int64_t *steps;
+    int n = list_steps(ckdir, &steps);
+    for (int i = s->keep; i < n; i++) {
+        snprintf(p, sizeof p, "%s/step_%08lld", ckdir, (long long)steps[i]);
+        rm_rf(p);
+    }
+    free(steps);
+    return 0;
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = s2s_malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    b[got] = 0;
+    if (len) *len = got;
+    return b;
+}
+
+cJSON *s2s_runckpt_read(const char *dir, char *err, size_t errlen) {
+    char p[8400];
+    snprintf(p, sizeof p, "%s/trainer.json", dir);
+    char *txt = slurp(p, NULL);
+    if (!txt) {
+        s2s_errf(err, errlen, "%s: no trainer.json (not a training checkpoint, or an incomplete one)", dir);
+        return NULL;
+    }
+    cJSON *j = cJSON_Parse(txt);
+    free(txt);
+    if (!j) {
+        s2s_errf(err, errlen, "%s: trainer.json is not valid JSON", dir);
+        return NULL;
+    }
+    cJSON *files = cJSON_GetObjectItem(j, "files");
+    if (!cJSON_IsObject(files) || !cJSON_GetArraySize(files)) {
+        s2s_errf(err, errlen, "%s: trainer.json lists no file checksums", dir);
+        cJSON_Delete(j);
+        return NULL;
+    }
+    for (cJSON *f = files->child; f; f = f->next) {
+        char path[8800], hex[65];
+        snprintf(path, sizeof path, "%s/%s", dir, f->string);
+        s2s_derr de;
+        if (s2s_sha256_file(path, hex, &de) || !cJSON_IsString(f) || strcmp(hex, f->valuestring)) {
+            s2s_errf(err, errlen, "%s: checksum mismatch or unreadable file (the checkpoint is damaged)", path);
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+int s2s_runckpt_find(const char *run_dir, const char *resume, char *dir, size_t dirlen, char *err, size_t errlen) {
+    char ckdir[8192];
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", run_dir);
+    remove_leftovers(ckdir);
+    if (strcmp(resume, "auto")) {
+        cJSON *j = s2s_runckpt_read(resume, err, errlen);
+        if (!j) return -1;
+        cJSON_Delete(j);
+        snprintf(dir, dirlen, "%s", resume);
+        return 1;
+    }
+    // latest first; if it is missing or damaged, the newest step_* that verifies (a kill between the rename
+    // and the move of latest leaves a complete newer one).
+    char p[8400], want[64] = "";
+    snprintf(p, sizeof p, "%s/latest", ckdir);
+    char *l = slurp(p, NULL);
+    if (l) {
+        sscanf(l, "%63s", want);
+        free(l);
+    }
+    int64_t *steps;
+    int n = list_steps(ckdir, &steps);
+    int found = 0;
+    for (int pass = 0; pass < 2 && !found; pass++)
+        for (int i = 0; i < n && !found; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "step_%08lld", (long long)steps[i]);
+            if (pass == 0 && strcmp(name, want)) continue;
+            snprintf(p, sizeof p, "%s/%s", ckdir, name);
+            char e2[512];
+            cJSON *j = s2s_runckpt_read(p, e2, sizeof e2);
+            if (!j) {
+                fprintf(stderr, "s2s train: skipping %s: %s\n", p, e2);
+                continue;
+            }
+            cJSON_Delete(j);
+            snprintf(dir, dirlen, "%s", p);
+            found = 1;
+        }
+    free(steps);
+    return found;
+}

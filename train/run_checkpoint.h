@@ -1,0 +1,39 @@
+// run_checkpoint.h — training checkpoints (docs/checkpoints.md, "Training checkpoints"):
+//   <run.dir>/checkpoints/step_NNNNNNNN/
+//     model/config.json + model/model.safetensors   OpenS2S names: `s2s forward --model` and transformers read it
+//     optimizer/rank_RRRRR.safetensors              AdamW moments by parameter name (train/optim.h)
+//     trainer.json                                  step, loader cursor, schedule, counters, effective recipe,
+//                                                   world size, and the SHA-256 of every other file
+//   <run.dir>/checkpoints/latest                    "step_NNNNNNNN": moved last
+// A checkpoint is written into checkpoints/.tmp-step_NNNNNNNN, every file fsync'd, the directory fsync'd and
+// renamed to its final name, the parent fsync'd, and only then is `latest` replaced (atomically) and the
+// oldest beyond `keep` removed. A kill at any moment leaves the previous checkpoint whole; a leftover .tmp-*
+// directory is an incomplete one and is removed by the next run.
+#pragma once
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "autograd/params.h"
+#include "model/hf_config.h"
+#include "optim.h"
+
+typedef struct s2s_runckpt_save {
+    const char *run_dir;
+    int64_t step;
+    const s2s_params *P;
+    const s2s_omnispeech_config *cfg;
+    const s2s_adam_state *opt;
+    cJSON *trainer;       // the trainer's state; "files" (checksums) is added here
+    s2s_dtype dtype;      // model tensors in the file
+    int keep;
+} s2s_runckpt_save;
+
+int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen);
+
+// The checkpoint to resume from: resume "auto" = the newest complete checkpoint of run_dir (latest, or the
+// newest step_* whose checksums verify), else a checkpoint directory. Returns 1 with dir set, 0 when "auto"
+// finds none, -1 on error (a named checkpoint that is missing or fails its checksums). Removes .tmp-* leftovers.
+int s2s_runckpt_find(const char *run_dir, const char *resume, char *dir, size_t dirlen, char *err, size_t errlen);
+// trainer.json of dir, its checksums verified against the files. NULL on error.
+cJSON *s2s_runckpt_read(const char *dir, char *err, size_t errlen);

@@ -1,0 +1,43 @@
+// stage.h — a training stage: the shard kind it reads, what it trains by default, and the loss of one
+// micro-batch. One file per stage (stage1.c, stage2a.c, stage2b.c, stage3.c); adding a stage is adding a file
+// and a line in stage.c's table.
+#pragma once
+#include <stdbool.h>
+#include "batch.h"
+#include "data/shard.h"
+#include "model/omnispeech.h"
+#include "recipe.h"
+
+#define S2S_STAGE_MAX_TERMS 3
+
+// The loss of one micro-batch. Each term is weight * (sum over its supervised rows) / div[term]: the trainer
+// passes the global batch's row counts (train.loss_norm: tokens) or this micro-batch's count x grad_accum
+// (micro_mean), so that summing the micro-batches' losses gives the step's loss.
+typedef struct s2s_stage_out {
+    s2s_tensor *loss;                     // scalar to back-propagate (NULL: nothing trains in this micro-batch)
+    double term[S2S_STAGE_MAX_TERMS];     // each term's plain mean over this micro-batch
+    int64_t rows[S2S_STAGE_MAX_TERMS];    // its supervised rows
+} s2s_stage_out;
+
+typedef struct s2s_stage_env {
+    const s2s_recipe *r;
+    const s2s_omnispeech *m;
+    s2s_tensor *emotion_w, *emotion_b;  // stage 1 emotion head, or NULL
+} s2s_stage_env;
+
+typedef struct s2s_stage {
+    const char *name;
+    s2s_shard_kind kind;
+    s2s_batch_mode mode;
+    const char *const *trains;  // parameter-name prefixes trained by default (everything else frozen)
+    int n_terms;
+    const char *term_names[S2S_STAGE_MAX_TERMS];  // metrics keys ("loss_llm", ...)
+    // Supervised rows of each term in a batch (summed over the step's micro-batches and ranks into div).
+    void (*rows)(const s2s_stage_env *e, const s2s_train_batch *b, int64_t *rows);
+    void (*micro)(s2s_ctx *ctx, const s2s_stage_env *e, const s2s_train_batch *b, const double *div,
+                  s2s_stage_out *out);
+} s2s_stage;
+
+const s2s_stage *s2s_stage_find(const char *name);
+
+extern const s2s_stage s2s_stage1, s2s_stage2a, s2s_stage2b, s2s_stage3;

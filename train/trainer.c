@@ -1,0 +1,329 @@
+// trainer.c — the training loop of `s2s train` (trainer.h): micro-batches -> one optimizer step with the
+// semantics of OpenS2S's Hugging Face Trainer (docs/optimizer-semantics.md), metrics, evaluation, checkpoints,
+// resume, and a clean stop on SIGTERM / SIGINT.
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "autograd/check.h"
+#include "run_checkpoint.h"
+#include "trainer_internal.h"
+
+// The one piece of process state: a signal handler can only talk through a global. It asks the loop to finish
+// its step, checkpoint and return.
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { stop_requested = sig; }
+
+// ---- state in trainer.json ---------------------------------------------------------------------------------
+
+static cJSON *trainer_state(const trainer *t) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", "s2s-trainer-1");
+    cJSON_AddStringToObject(j, "stage", t->stage->name);
+    cJSON_AddNumberToObject(j, "step", (double)t->step);
+    cJSON_AddNumberToObject(j, "optimizer_step", (double)t->opt.step);
+    cJSON_AddNumberToObject(j, "bad_steps", (double)t->bad);
+    cJSON_AddNumberToObject(j, "samples", (double)t->samples);
+    cJSON_AddNumberToObject(j, "world_size", 1);
+    s2s_loader_cursor c = s2s_loader_tell(t->train);
+    char *cj = s2s_loader_cursor_json(&c);
+    cJSON_AddItemToObject(j, "loader", cJSON_Parse(cj));
+    free(cj);
+    cJSON *sch = cJSON_AddObjectToObject(j, "schedule");
+    cJSON_AddStringToObject(sch, "kind", t->r.schedule);
+    cJSON_AddNumberToObject(sch, "lr", t->r.lr);
+    cJSON_AddNumberToObject(sch, "warmup_steps", (double)t->r.warmup_steps);
+    cJSON_AddNumberToObject(sch, "total_steps", (double)t->r.max_steps);
+    // The generators: data order comes from (seed, epoch) in the loader cursor and LoRA dropout from (seed, step),
+    // so the seed and the step are the whole random state.
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(j, "rng"), "seed", (double)t->r.seed);
+    cJSON_AddItemToObject(j, "recipe", trainer_recipe_json(t->cfg));
+    return j;
+}
+
+static int64_t num(cJSON *j, const char *k) {
+    cJSON *v = cJSON_GetObjectItem(j, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+}
+
+int trainer_restore(trainer *t, cJSON *st, char *err, size_t errlen) {
+    cJSON *stage = cJSON_GetObjectItem(st, "stage");
+    if (!cJSON_IsString(stage) || strcmp(stage->valuestring, t->stage->name))
+        return s2s_errf(err, errlen, "--resume %s: the checkpoint is of stage %s, the recipe's stage is %s",
+                        t->resume_dir, cJSON_IsString(stage) ? stage->valuestring : "?", t->stage->name);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/optimizer/rank_00000.safetensors", t->resume_dir);
+    if (s2s_adam_load(&t->opt, p, err, errlen)) return -1;
+    t->step = num(st, "step"), t->bad = num(st, "bad_steps"), t->samples = num(st, "samples");
+    if (t->step < 0 || t->bad < 0) return s2s_errf(err, errlen, "%s/trainer.json: no step / bad_steps", t->resume_dir);
+    char *lj = cJSON_PrintUnformatted(cJSON_GetObjectItem(st, "loader"));
+    s2s_loader_cursor c;
+    s2s_derr de;
+    int rc = lj && !s2s_loader_cursor_parse(lj, &c, &de) && !s2s_loader_seek(t->train, &c, &de) ? 0 : -1;
+    free(lj);
+    if (rc) return s2s_errf(err, errlen, "%s/trainer.json: loader cursor: %s", t->resume_dir, de.msg);
+    fprintf(stderr, "s2s train: resuming %s at step %lld\n", t->resume_dir, (long long)t->step);
+    return 0;
+}
+
+// metrics.jsonl past the resumed step belongs to the run that was killed: drop those rows so the file reads as
+// one uninterrupted run.
+static void truncate_metrics(const char *path, int64_t step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) { fclose(f); return; }
+    FILE *o = fopen(tmp, "w");
+    char *line = NULL;
+    size_t cap = 0;
+    while (o && getline(&line, &cap, f) > 0) {
+        long long s = -1;
+        const char *k = strstr(line, "\"step\": ");
+        if (k) s = strtoll(k + 8, NULL, 10);
+        if (s >= 0 && s <= step) fputs(line, o);
+    }
+    free(line);
+    fclose(f);
+    if (o) {
+        fflush(o);
+        fsync(fileno(o));
+        fclose(o);
+        rename(tmp, path);
+    }
+}
+
+// ---- one step -------------------------------------------------------------------------------------------------
+
+typedef struct step_stats {
+    double loss, term[S2S_STAGE_MAX_TERMS];
+    int64_t rows[S2S_STAGE_MAX_TERMS], samples, tokens, epoch;
+} step_stats;
+
+static double scalar(const s2s_tensor *t) { return ((const float *)t->data)[0]; }
+
+// Forward + backward of every micro-batch of one optimizer step. Returns -1 on a data error.
+static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
+    const int64_t G = t->r.grad_accum;
+    const int nt = t->stage->n_terms;
+    s2s_train_batch *mb = s2s_calloc((size_t)G, sizeof *mb);
+    int rc = 0;
+    memset(st, 0, sizeof *st);
+    int64_t total[S2S_STAGE_MAX_TERMS] = {0};
+    for (int64_t g = 0; g < G && !rc; g++) {
+        const s2s_batch *b;
+        s2s_derr de;
+        if (s2s_loader_next(t->train, &b, &de)) rc = s2s_errf(err, errlen, "data.train: %s", de.msg);
+        else rc = s2s_train_batch_from_loader(&mb[g], b, t->train, t->stage->mode, t->tts_eos, err, errlen);
+        if (rc) break;
+        int64_t r[S2S_STAGE_MAX_TERMS] = {0};
+        t->stage->rows(&t->env, &mb[g], r);
+        for (int k = 0; k < nt; k++) total[k] += r[k];
+        st->samples += mb[g].n;
+        st->tokens += mb[g].n_tok + mb[g].n_units_total;
+        st->epoch = mb[g].epoch;
+    }
+    const bool tokens_norm = !strcmp(t->r.loss_norm, "tokens");
+    for (int64_t g = 0; g < G && !rc; g++) {
+        double div[S2S_STAGE_MAX_TERMS];
+        int64_t r[S2S_STAGE_MAX_TERMS] = {0};
+        t->stage->rows(&t->env, &mb[g], r);
+        for (int k = 0; k < nt; k++) div[k] = tokens_norm ? (double)total[k] : (double)(r[k] * G);
+        s2s_stage_out o = {0};
+        t->stage->micro(t->ctx, &t->env, &mb[g], div, &o);
+        if (o.loss) {
+            st->loss += scalar(o.loss);
+            s2s_backward(t->ctx, o.loss, NULL);
+        }
+        for (int k = 0; k < nt; k++) {
+            st->term[k] += o.term[k] * (double)o.rows[k];
+            st->rows[k] += o.rows[k];
+        }
+        s2s_ctx_step_reset(t->ctx);
+    }
+    for (int k = 0; k < nt; k++) st->term[k] = st->rows[k] ? st->term[k] / (double)st->rows[k] : 0.0;
+    for (int64_t g = 0; g < G; g++) s2s_train_batch_free(&mb[g]);
+    free(mb);
+    return rc;
+}
+
+// ---- evaluation -----------------------------------------------------------------------------------------------
+
+static int evaluate(trainer *t, char *err, size_t errlen) {
+    if (!t->valid) return 0;
+    const int nt = t->stage->n_terms;
+    s2s_derr de;
+    s2s_loader_cursor c = s2s_loader_tell(t->valid);
+    c.epoch = 0, c.step = 0;
+    if (s2s_loader_seek(t->valid, &c, &de)) return s2s_errf(err, errlen, "data.valid: %s", de.msg);
+    int64_t n = s2s_loader_steps_in_epoch(t->valid, 0, &de);
+    if (t->r.eval_batches > 0 && t->r.eval_batches < n) n = t->r.eval_batches;
+    double sum[S2S_STAGE_MAX_TERMS] = {0}, loss = 0;
+    int64_t rows[S2S_STAGE_MAX_TERMS] = {0};
+    s2s_no_grad_begin(t->ctx);
+    int rc = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        const s2s_batch *b;
+        s2s_train_batch tb;
+        if (s2s_loader_next(t->valid, &b, &de)) { rc = s2s_errf(err, errlen, "data.valid: %s", de.msg); break; }
+        if (s2s_train_batch_from_loader(&tb, b, t->valid, t->stage->mode, t->tts_eos, err, errlen)) { rc = -1; break; }
+        double div[S2S_STAGE_MAX_TERMS] = {0};
+        s2s_stage_out o = {0};
+        t->stage->micro(t->ctx, &t->env, &tb, div, &o);
+        for (int k = 0; k < nt; k++) sum[k] += o.term[k] * (double)o.rows[k], rows[k] += o.rows[k];
+        s2s_ctx_step_reset(t->ctx);
+        s2s_train_batch_free(&tb);
+    }
+    s2s_no_grad_end(t->ctx);
+    if (rc) return rc;
+    const char *keys[1 + S2S_STAGE_MAX_TERMS];
+    char names[S2S_STAGE_MAX_TERMS][48];
+    double vals[1 + S2S_STAGE_MAX_TERMS];
+    keys[0] = "eval_loss";
+    for (int k = 0; k < nt; k++) {
+        const double mean = rows[k] ? sum[k] / (double)rows[k] : 0.0;
+        const double w = !strcmp(t->stage->term_names[k], "loss_tts") ? t->r.w_tts : t->r.w_llm;
+        if (k == 0 || strcmp(t->stage->name, "stage2b")) loss += w * mean;  // 2b trains the TTS term only
+        snprintf(names[k], sizeof names[k], "eval_%s", t->stage->term_names[k]);
+        keys[1 + k] = names[k], vals[1 + k] = mean;
+    }
+    vals[0] = loss;
+    s2s_metrics_log(&t->met, t->step, 1 + nt, keys, vals);
+    fprintf(stderr, "eval step %lld | eval_loss %.4f over %lld samples\n", (long long)t->step, loss, (long long)n);
+    return 0;
+}
+
+// ---- the run --------------------------------------------------------------------------------------------------
+
+static int checkpoint(trainer *t, char *err, size_t errlen) {
+    cJSON *state = trainer_state(t);
+    s2s_runckpt_save s = {.run_dir = t->r.run_dir, .step = t->step, .P = &t->P, .cfg = &t->mcfg, .opt = &t->opt,
+                          .trainer = state, .dtype = strcmp(t->r.ckpt_dtype, "bf16") ? S2S_F32 : S2S_BF16,
+                          .keep = (int)t->r.ckpt_keep};
+    int rc = s2s_runckpt_write(&s, err, errlen);
+    cJSON_Delete(state);
+    if (!rc) fprintf(stderr, "s2s train: checkpoint %s/checkpoints/step_%08lld\n", t->r.run_dir, (long long)t->step);
+    return rc;
+}
+
+static int write_recipe(trainer *t, char *err, size_t errlen) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/config.yaml", t->r.run_dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return s2s_errf(err, errlen, "%s: cannot write", p);
+    fprintf(f, "# the effective recipe of this run (defaults filled in), written by s2s train\n");
+    s2s_recipe_write(t->cfg, f);
+    fclose(f);
+    return 0;
+}
+
+static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char *err, size_t errlen) {
+    const s2s_recipe *r = &t->r;
+    if (!o->quiet) {
+        fprintf(stderr, "s2s train: effective recipe\n");
+        s2s_recipe_write(t->cfg, stderr);
+        fprintf(stderr, "s2s train: %s, %lld parameters, %lld trainable, %lld samples in %d shards, %lld steps / epoch\n",
+                t->stage->name, (long long)s2s_params_count(&t->P, false), (long long)s2s_params_count(&t->P, true),
+                (long long)s2s_loader_num_samples(t->train), s2s_loader_num_shards(t->train),
+                (long long)s2s_loader_steps_in_epoch(t->train, 0, &(s2s_derr){0}) / r->grad_accum);
+    }
+    if (write_recipe(t, err, errlen)) return -1;
+    char mp[4200];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", r->run_dir);
+    if (t->resume_dir) truncate_metrics(mp, t->step);
+    else unlink(mp);
+    if (s2s_metrics_open(&t->met, mp)) return s2s_errf(err, errlen, "%s: cannot open", mp);
+
+    const int nt = t->stage->n_terms;
+    const char *names[S2S_STAGE_MAX_TERMS];
+    for (int k = 0; k < nt; k++)
+        names[k] = !strcmp(t->stage->name, "stage1") && !strcmp(r->objective, "kl") ? "loss_kl" : t->stage->term_names[k];
+    bool saved = false;
+    const int64_t start = t->step;
+    while (t->step < r->max_steps) {
+        step_stats st;
+        const double t0 = s2s_now();
+        if (accumulate(t, &st, err, errlen)) return -1;
+        // Clip by the global norm (logged before clipping), then update; a non-finite loss or gradient skips the
+        // update and leaves parameters and moments as they were.
+        const double lr = r->lr * s2s_schedule_lambda(t->sched, t->step, r->warmup_steps, r->max_steps);
+        double norm = s2s_grad_norm(t->ctx, &t->P);
+        const bool bad = !isfinite(st.loss) || !isfinite(norm);
+        if (bad) {
+            t->bad++;
+            fprintf(stderr, "s2s train: step %lld: non-finite %s (loss %g, grad norm %g): update skipped (%lld in a "
+                    "row, train.max_bad_steps %lld)\n", (long long)t->step + 1, isfinite(st.loss) ? "gradient" : "loss",
+                    st.loss, norm, (long long)t->bad, (long long)r->max_bad_steps);
+        } else {
+            t->bad = 0;
+            if (r->clip > 0) s2s_grad_clip(t->ctx, &t->P, r->clip);
+            s2s_adam_update(t->ctx, &t->opt, &t->P, lr);
+        }
+        s2s_params_zero_grad(&t->P);
+        t->step++;
+        t->samples += st.samples;
+        saved = false;
+        if (t->step == start + 1) res->first_loss = st.loss;
+        res->last_loss = st.loss;
+        res->step = t->step;
+        if (t->bad >= r->max_bad_steps)
+            return s2s_errf(err, errlen, "%lld non-finite steps in a row (train.max_bad_steps): stopping; the last "
+                            "checkpoint is intact", (long long)t->bad);
+
+        const double dt = s2s_now() - t0;
+        if (t->step % r->log_every == 0 || t->step == r->max_steps) {
+            const char *keys[16];
+            double vals[16];
+            int n = 0;
+            keys[n] = "loss", vals[n++] = st.loss;
+            for (int k = 0; k < nt; k++) keys[n] = names[k], vals[n++] = st.term[k];
+            keys[n] = "lr", vals[n++] = lr;
+            keys[n] = "grad_norm", vals[n++] = norm;
+            keys[n] = "tokens_per_s", vals[n++] = dt > 0 ? (double)st.tokens / dt : 0;
+            keys[n] = "samples", vals[n++] = (double)t->samples;
+            keys[n] = "epoch", vals[n++] = (double)st.epoch;
+            keys[n] = "arena_peak_mb", vals[n++] = (double)s2s_ctx_peak_bytes(t->ctx) / (1 << 20);
+            keys[n] = "skipped", vals[n++] = bad;
+            s2s_metrics_log(&t->met, t->step, n, keys, vals);
+            if (!o->quiet) s2s_progress(&t->met, t->step - start, r->max_steps - start, st.loss, st.tokens);
+        }
+        if (r->eval_every > 0 && t->step % r->eval_every == 0 && evaluate(t, err, errlen)) return -1;
+        if (t->step % r->ckpt_every == 0 || stop_requested) {
+            if (checkpoint(t, err, errlen)) return -1;
+            saved = true;
+        }
+        if (stop_requested) {
+            fprintf(stderr, "s2s train: %s received: stopped after step %lld with a checkpoint; --resume auto "
+                    "continues\n", stop_requested == SIGINT ? "SIGINT" : "SIGTERM", (long long)t->step);
+            res->interrupted = true;
+            return 0;
+        }
+    }
+    if (!saved && t->step > start && checkpoint(t, err, errlen)) return -1;
+    if ((r->eval_every == 0 || t->step % r->eval_every) && evaluate(t, err, errlen)) return -1;
+    fprintf(stderr, "s2s train: done, step %lld; arena peak %.1f MiB\n", (long long)t->step,
+            (double)s2s_ctx_peak_bytes(t->ctx) / (1 << 20));
+    return 0;
+}
+
+int s2s_train(s2s_cfg *cfg, const s2s_train_opts *o, s2s_train_result *res, char *err, size_t errlen) {
+    s2s_train_opts none = {0};
+    s2s_train_result dummy;
+    if (!o) o = &none;
+    if (!res) res = &dummy;
+    memset(res, 0, sizeof *res);
+    trainer *t = s2s_calloc(1, sizeof *t);
+    t->cfg = cfg;
+    stop_requested = 0;
+    struct sigaction sa = {.sa_handler = on_signal}, old_term, old_int;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
+    int rc = trainer_setup(t, o, err, errlen);
+    if (!rc) rc = run(t, o, res, err, errlen);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    trainer_teardown(t);
+    free(t);
+    return rc;
+}

@@ -1,0 +1,41 @@
+// trainer_internal.h — what trainer.c (the loop) and trainer_setup.c (model, data, resume) share.
+#pragma once
+#include <cjson/cJSON.h>
+#include "autograd/ctx.h"
+#include "data/loader.h"
+#include "metrics.h"
+#include "model/omnispeech.h"
+#include "optim.h"
+#include "recipe.h"
+#include "schedule.h"
+#include "stage.h"
+#include "trainer.h"
+
+typedef struct trainer {
+    s2s_recipe r;
+    s2s_cfg *cfg;
+    const s2s_stage *stage;
+    s2s_stage_env env;
+    s2s_omnispeech_config mcfg;
+    s2s_omnispeech m;
+    s2s_params P;
+    s2s_ctx *ctx;
+    s2s_adam_state opt;
+    s2s_schedule_kind sched;
+    s2s_loader *train, *valid;
+    int32_t tts_eos;
+    char llm_sha[65], tts_sha[65];
+    // progress
+    int64_t step;        // optimizer steps done
+    int64_t bad;         // non-finite steps in a row
+    int64_t samples;     // samples consumed
+    s2s_metrics met;
+    char *resume_dir;    // the checkpoint this run continues, or NULL
+} trainer;
+
+int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen);
+void trainer_teardown(trainer *t);
+// Restore optimizer, loader cursor and counters from t->resume_dir (model weights are loaded by setup).
+int trainer_restore(trainer *t, cJSON *state, char *err, size_t errlen);
+// The effective recipe as a JSON object of key -> string / list (stored in trainer.json, compared on resume).
+cJSON *trainer_recipe_json(const s2s_cfg *c);
