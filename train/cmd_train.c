@@ -1,5 +1,6 @@
 // cmd_train.c — `s2s train`: arguments to a recipe, then the trainer library (train/trainer.h).
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "config.h"
@@ -8,11 +9,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: s2s train --config RECIPE.yaml [--set key=value]... [--resume auto|CKPT_DIR] [--quiet]\n"
+            "usage: s2s train --config RECIPE.yaml [--set key=value]... [--resume auto|CKPT_DIR] [--stop-after N]\n"
+            "                 [--quiet]\n"
             "       s2s train --keys        list every recipe key with its default\n"
             "  --set key=value   override a recipe key (dotted path, YAML value: --set optim.betas=[0.9,0.95])\n"
             "  --resume auto     continue from the run's newest checkpoint (start fresh if there is none)\n"
             "  --resume DIR      continue from that checkpoint (run.dir/checkpoints/step_N)\n"
+            "  --stop-after N    stop (with a checkpoint) after N steps of this invocation; the schedule is the\n"
+            "                    recipe's, so --resume continues exactly as an uninterrupted run\n"
             "Writes run.dir/config.yaml (the effective recipe), metrics.jsonl and checkpoints/. SIGTERM / SIGINT\n"
             "finish the step, write a checkpoint and exit 0. Recipes: configs/*/stage*.yaml; README, docs/training.md.\n");
 }
@@ -27,6 +31,7 @@ static int run(int argc, char **argv) {
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) resume = argv[++i];
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64) sets[n_sets++] = argv[++i];
         else if (!strcmp(argv[i], "--quiet")) o.quiet = true;
+        else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) o.stop_after = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--keys")) { s2s_recipe_describe(stdout); return 0; }
         else {
             usage(strcmp(argv[i], "--help") ? stderr : stdout);

@@ -21,7 +21,7 @@ static int fsync_path(const char *path) {
     return rc;
 }
 
-static int mkdir_p(const char *path) {
+int s2s_mkdir_p(const char *path) {
     char tmp[8192];
     snprintf(tmp, sizeof tmp, "%s", path);
     for (char *p = tmp + 1; *p; p++)
@@ -123,10 +123,10 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
     snprintf(ckdir, sizeof ckdir, "%s/checkpoints", s->run_dir);
     snprintf(tmp, sizeof tmp, "%s/.tmp-step_%08lld", ckdir, (long long)s->step);
     snprintf(fin, sizeof fin, "%s/step_%08lld", ckdir, (long long)s->step);
-    if (mkdir_p(ckdir)) return s2s_errf(err, errlen, "%s: cannot create: %s", ckdir, strerror(errno));
+    if (s2s_mkdir_p(ckdir)) return s2s_errf(err, errlen, "%s: cannot create: %s", ckdir, strerror(errno));
     rm_rf(tmp);
     snprintf(p, sizeof p, "%s/optimizer", tmp);
-    if (mkdir_p(p)) return s2s_errf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
+    if (s2s_mkdir_p(p)) return s2s_errf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
     snprintf(p, sizeof p, "%s/model", tmp);
     s2s_ckpt_save_opts so = {.dtype = s->dtype};
     if (s2s_ckpt_save(s->P, p, &so, err, errlen)) return -1;

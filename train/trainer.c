@@ -292,6 +292,13 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
             if (checkpoint(t, err, errlen)) return -1;
             saved = true;
         }
+        if (o->stop_after > 0 && t->step - start >= o->stop_after && t->step < r->max_steps) {
+            if (!saved && checkpoint(t, err, errlen)) return -1;
+            fprintf(stderr, "s2s train: --stop-after %lld: stopped at step %lld\n", (long long)o->stop_after,
+                    (long long)t->step);
+            res->interrupted = true;
+            return 0;
+        }
         if (stop_requested) {
             fprintf(stderr, "s2s train: %s received: stopped after step %lld with a checkpoint; --resume auto "
                     "continues\n", stop_requested == SIGINT ? "SIGINT" : "SIGTERM", (long long)t->step);

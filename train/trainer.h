@@ -9,6 +9,8 @@
 typedef struct s2s_train_opts {
     const char *resume;  // NULL: fresh; "auto": the run's newest checkpoint if any; else a checkpoint directory
     bool quiet;          // no progress lines (metrics are still written)
+    int64_t stop_after;  // > 0: return (with a checkpoint) after this many steps of this invocation; the schedule
+                         // still runs to train.max_steps, so a later --resume continues exactly
 } s2s_train_opts;
 
 typedef struct s2s_train_result {

@@ -232,7 +232,7 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
                         "set emotion.weight: 0");
     char ck[4200];
     snprintf(ck, sizeof ck, "%s/checkpoints", t->r.run_dir);
-    if (mkdir(t->r.run_dir, 0755) && errno != EEXIST)
+    if (s2s_mkdir_p(t->r.run_dir))
         return s2s_errf(err, errlen, "run.dir: cannot create %s: %s", t->r.run_dir, strerror(errno));
     cJSON *state = NULL;
     if (o && o->resume) {
