@@ -336,6 +336,7 @@ int s2s_ckpt_save(const s2s_params *p, const char *dir, const s2s_ckpt_save_opts
     for (int i = 0; i < p->n; i++) {
         const s2s_param *q = &p->items[i];
         if (plen && strncmp(q->name, o->prefix, plen) != 0) continue;
+        if (o->exclude && !strncmp(q->name, o->exclude, strlen(o->exclude))) continue;
         s2s_st_writer_add_from(&w, q->name + plen, o->dtype, q->t->ndim, q->t->shape, q->t->data, S2S_F32, p->device);
     }
     int rc;

@@ -76,6 +76,8 @@ typedef struct s2s_ckpt_save_opts {
     // Save only parameters under this prefix, named without it ("llm_model." gives a Hugging Face Qwen3
     // directory, "audio_encoder_model." a bare encoder). NULL: everything, OpenS2S names.
     const char *prefix;
+    // Parameters under this prefix are left out (training-only heads that are not part of the model). NULL: none.
+    const char *exclude;
 } s2s_ckpt_save_opts;
 
 // Write the registry into dir (created if missing) as safetensors, sharded with an index when it exceeds

@@ -21,7 +21,7 @@ void s2s_metrics_log(s2s_metrics *m, int64_t step, int n, const char *const *key
     if (!m->f) return;
     fprintf(m->f, "{\"step\": %lld, \"time\": %.3f", (long long)step, s2s_now() - m->t0);
     for (int i = 0; i < n; i++) {
-        if (isfinite(vals[i])) fprintf(m->f, ", \"%s\": %.9g", keys[i], vals[i]);
+        if (isfinite(vals[i])) fprintf(m->f, ", \"%s\": %.17g", keys[i], vals[i]);  // round-trips a double
         else fprintf(m->f, ", \"%s\": null", keys[i]);  // JSON has no NaN/Inf
     }
     fprintf(m->f, "}\n");

@@ -48,13 +48,14 @@ static int rm_rf(const char *path) {
 }
 
 // The files a checkpoint holds besides trainer.json, relative to its directory.
-static const char *const FILES_SUB[] = {"model", "optimizer"};
+static const char *const FILES_SUB[] = {"model", "optimizer", "aux"};
 
 // SHA-256 of every file under dir/sub into obj[sub/name], fsync'ing each.
 static int hash_dir(const char *dir, const char *sub, cJSON *obj, char *err, size_t errlen) {
     char path[8600];
     snprintf(path, sizeof path, "%s/%s", dir, sub);
     DIR *d = opendir(path);
+    if (!d && errno == ENOENT) return 0;  // aux/ only exists for runs with training-only parameters
     if (!d) return s2s_errf(err, errlen, "%s: cannot list", path);
     struct dirent *e;
     int rc = 0;
@@ -104,6 +105,28 @@ static int list_steps(const char *ckdir, int64_t **steps) {
     return n;
 }
 
+// Training-only parameters, f32 under their registry names (a resume needs them exactly).
+static int write_aux(const s2s_runckpt_save *s, const char *tmp, char *err, size_t errlen) {
+    char p[8600];
+    s2s_st_writer w;
+    s2s_st_writer_init(&w);
+    const size_t n = strlen(s->aux_prefix);
+    for (int i = 0; i < s->P->n; i++) {
+        const s2s_param *q = &s->P->items[i];
+        if (strncmp(q->name, s->aux_prefix, n)) continue;
+        s2s_st_writer_add_from(&w, q->name, S2S_F32, q->t->ndim, q->t->shape, q->t->data, S2S_F32, s->P->device);
+    }
+    int rc = 0;
+    if (w.n) {
+        snprintf(p, sizeof p, "%s/aux", tmp);
+        if (s2s_mkdir_p(p)) rc = s2s_errf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
+        snprintf(p, sizeof p, "%s/aux/params.safetensors", tmp);
+        if (!rc) rc = s2s_st_writer_write(&w, p, err, errlen);
+    }
+    s2s_st_writer_free(&w);
+    return rc;
+}
+
 static void remove_leftovers(const char *ckdir) {
     DIR *d = opendir(ckdir);
     if (!d) return;
@@ -128,8 +151,9 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
     snprintf(p, sizeof p, "%s/optimizer", tmp);
     if (s2s_mkdir_p(p)) return s2s_errf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
     snprintf(p, sizeof p, "%s/model", tmp);
-    s2s_ckpt_save_opts so = {.dtype = s->dtype};
+    s2s_ckpt_save_opts so = {.dtype = s->dtype, .exclude = s->aux_prefix};
     if (s2s_ckpt_save(s->P, p, &so, err, errlen)) return -1;
+    if (s->aux_prefix && write_aux(s, tmp, err, errlen)) return -1;
     snprintf(p, sizeof p, "%s/model/config.json", tmp);
     if (s2s_omnispeech_config_write(s->cfg, p, err, errlen)) return -1;
     snprintf(p, sizeof p, "%s/optimizer/rank_00000.safetensors", tmp);

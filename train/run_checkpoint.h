@@ -2,6 +2,8 @@
 //   <run.dir>/checkpoints/step_NNNNNNNN/
 //     model/config.json + model/model.safetensors   OpenS2S names: `s2s forward --model` and transformers read it
 //     optimizer/rank_RRRRR.safetensors              AdamW moments by parameter name (train/optim.h)
+//     aux/params.safetensors                        training-only parameters (stage 1's emotion head), f32;
+//                                                   only when the run has some
 //     trainer.json                                  step, loader cursor, schedule, counters, effective recipe,
 //                                                   world size, and the SHA-256 of every other file
 //   <run.dir>/checkpoints/latest                    "step_NNNNNNNN": moved last
@@ -27,6 +29,7 @@ typedef struct s2s_runckpt_save {
     cJSON *trainer;       // the trainer's state; "files" (checksums) is added here
     s2s_dtype dtype;      // model tensors in the file
     int keep;
+    const char *aux_prefix;  // parameters under it go to aux/ instead of model/; NULL: none
 } s2s_runckpt_save;
 
 int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen);

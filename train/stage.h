@@ -19,6 +19,14 @@ typedef struct s2s_stage_out {
     int64_t rows[S2S_STAGE_MAX_TERMS];    // its supervised rows
 } s2s_stage_out;
 
+// The loss terms a stage logs under a recipe (stage 1's depend on its objective and emotion head), with the
+// weight each carries in eval_loss (0: measured, not trained).
+typedef struct s2s_stage_terms {
+    int n;
+    const char *name[S2S_STAGE_MAX_TERMS];  // metrics keys ("loss_llm", ...)
+    double weight[S2S_STAGE_MAX_TERMS];
+} s2s_stage_terms;
+
 typedef struct s2s_stage_env {
     const s2s_recipe *r;
     const s2s_omnispeech *m;
@@ -30,8 +38,7 @@ typedef struct s2s_stage {
     s2s_shard_kind kind;
     s2s_batch_mode mode;
     const char *const *trains;  // parameter-name prefixes trained by default (everything else frozen)
-    int n_terms;
-    const char *term_names[S2S_STAGE_MAX_TERMS];  // metrics keys ("loss_llm", ...)
+    void (*terms)(const s2s_recipe *r, s2s_stage_terms *out);
     // Supervised rows of each term in a batch (summed over the step's micro-batches and ranks into div).
     void (*rows)(const s2s_stage_env *e, const s2s_train_batch *b, int64_t *rows);
     void (*micro)(s2s_ctx *ctx, const s2s_stage_env *e, const s2s_train_batch *b, const double *div,

@@ -16,9 +16,14 @@ static void micro(s2s_ctx *ctx, const s2s_stage_env *e, const s2s_train_batch *b
     out->rows[0] = o.n_llm_targets, out->rows[1] = o.n_tts_targets;
 }
 
+static void terms(const s2s_recipe *r, s2s_stage_terms *out) {
+    out->n = 2, out->name[0] = "loss_llm", out->weight[0] = r->w_llm;
+    out->name[1] = "loss_tts", out->weight[1] = r->w_tts;
+}
+
 static const char *const TRAINS[] = {"audio_adapter.", "llm_model.", "llm2tts.", "llm_ln.", "tts_lm_model.", NULL};
 
 const s2s_stage s2s_stage3 = {
     .name = "stage3", .kind = S2S_SHARD_INSTRUCT, .mode = S2S_BATCH_INSTRUCT, .trains = TRAINS,
-    .n_terms = 2, .term_names = {"loss_llm", "loss_tts"}, .rows = rows, .micro = micro,
+    .terms = terms, .rows = rows, .micro = micro,
 };

@@ -98,6 +98,7 @@ static void truncate_metrics(const char *path, int64_t step) {
 typedef struct step_stats {
     double loss, term[S2S_STAGE_MAX_TERMS];
     int64_t rows[S2S_STAGE_MAX_TERMS], samples, tokens, epoch;
+    double flops_fwd, flops_bwd;  // GEMM flops (2MNK) of the forwards and of the backwards
 } step_stats;
 
 static double scalar(const s2s_tensor *t) { return ((const float *)t->data)[0]; }
@@ -105,7 +106,7 @@ static double scalar(const s2s_tensor *t) { return ((const float *)t->data)[0]; 
 // Forward + backward of every micro-batch of one optimizer step. Returns -1 on a data error.
 static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
     const int64_t G = t->r.grad_accum;
-    const int nt = t->stage->n_terms;
+    const int nt = t->terms.n;
     s2s_train_batch *mb = s2s_calloc((size_t)G, sizeof *mb);
     int rc = 0;
     memset(st, 0, sizeof *st);
@@ -130,11 +131,14 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         t->stage->rows(&t->env, &mb[g], r);
         for (int k = 0; k < nt; k++) div[k] = tokens_norm ? (double)total[k] : (double)(r[k] * G);
         s2s_stage_out o = {0};
+        const double f0 = t->ctx->stats.gemm_flops;
         t->stage->micro(t->ctx, &t->env, &mb[g], div, &o);
+        const double f1 = t->ctx->stats.gemm_flops;
         if (o.loss) {
             st->loss += scalar(o.loss);
             s2s_backward(t->ctx, o.loss, NULL);
         }
+        st->flops_fwd += f1 - f0, st->flops_bwd += t->ctx->stats.gemm_flops - f1;
         for (int k = 0; k < nt; k++) {
             st->term[k] += o.term[k] * (double)o.rows[k];
             st->rows[k] += o.rows[k];
@@ -151,7 +155,7 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
 
 static int evaluate(trainer *t, char *err, size_t errlen) {
     if (!t->valid) return 0;
-    const int nt = t->stage->n_terms;
+    const int nt = t->terms.n;
     s2s_derr de;
     s2s_loader_cursor c = s2s_loader_tell(t->valid);
     c.epoch = 0, c.step = 0;
@@ -182,9 +186,8 @@ static int evaluate(trainer *t, char *err, size_t errlen) {
     keys[0] = "eval_loss";
     for (int k = 0; k < nt; k++) {
         const double mean = rows[k] ? sum[k] / (double)rows[k] : 0.0;
-        const double w = !strcmp(t->stage->term_names[k], "loss_tts") ? t->r.w_tts : t->r.w_llm;
-        if (k == 0 || strcmp(t->stage->name, "stage2b")) loss += w * mean;  // 2b trains the TTS term only
-        snprintf(names[k], sizeof names[k], "eval_%s", t->stage->term_names[k]);
+        loss += t->terms.weight[k] * mean;
+        snprintf(names[k], sizeof names[k], "eval_%s", t->terms.name[k]);
         keys[1 + k] = names[k], vals[1 + k] = mean;
     }
     vals[0] = loss;
@@ -199,7 +202,8 @@ static int checkpoint(trainer *t, char *err, size_t errlen) {
     cJSON *state = trainer_state(t);
     s2s_runckpt_save s = {.run_dir = t->r.run_dir, .step = t->step, .P = &t->P, .cfg = &t->mcfg, .opt = &t->opt,
                           .trainer = state, .dtype = strcmp(t->r.ckpt_dtype, "bf16") ? S2S_F32 : S2S_BF16,
-                          .keep = (int)t->r.ckpt_keep};
+                          .keep = (int)t->r.ckpt_keep,
+                          .aux_prefix = t->env.emotion_w ? "emotion_head." : NULL};
     int rc = s2s_runckpt_write(&s, err, errlen);
     cJSON_Delete(state);
     if (!rc) fprintf(stderr, "s2s train: checkpoint %s/checkpoints/step_%08lld\n", t->r.run_dir, (long long)t->step);
@@ -234,10 +238,8 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
     else unlink(mp);
     if (s2s_metrics_open(&t->met, mp)) return s2s_errf(err, errlen, "%s: cannot open", mp);
 
-    const int nt = t->stage->n_terms;
-    const char *names[S2S_STAGE_MAX_TERMS];
-    for (int k = 0; k < nt; k++)
-        names[k] = !strcmp(t->stage->name, "stage1") && !strcmp(r->objective, "kl") ? "loss_kl" : t->stage->term_names[k];
+    const int nt = t->terms.n;
+    const char *const *names = t->terms.name;
     bool saved = false;
     const int64_t start = t->step;
     while (t->step < r->max_steps) {
@@ -284,6 +286,8 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
             keys[n] = "epoch", vals[n++] = (double)st.epoch;
             keys[n] = "arena_peak_mb", vals[n++] = (double)s2s_ctx_peak_bytes(t->ctx) / (1 << 20);
             keys[n] = "skipped", vals[n++] = bad;
+            keys[n] = "flops_fwd", vals[n++] = st.flops_fwd;
+            keys[n] = "flops_bwd", vals[n++] = st.flops_bwd;
             s2s_metrics_log(&t->met, t->step, n, keys, vals);
             if (!o->quiet) s2s_progress(&t->met, t->step - start, r->max_steps - start, st.loss, st.tokens);
         }

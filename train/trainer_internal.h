@@ -15,6 +15,7 @@ typedef struct trainer {
     s2s_recipe r;
     s2s_cfg *cfg;
     const s2s_stage *stage;
+    s2s_stage_terms terms;  // what the stage logs under this recipe
     s2s_stage_env env;
     s2s_omnispeech_config mcfg;
     s2s_omnispeech m;

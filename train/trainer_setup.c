@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "autograd/check.h"
+#include "autograd/rng.h"
 #include "data/hash.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
@@ -151,10 +152,40 @@ static int build_model(trainer *t, char *err, size_t errlen) {
     return 0;
 }
 
+// Stage 1's emotion classifier, emotion_head.{weight [C, H_llm], bias [C]}: nn.Linear's default init (uniform
+// +-1/sqrt(H)); a resumed run reads it back from the checkpoint's aux/ (it is not part of the OpenS2S model).
+static int add_emotion_head(trainer *t, char *err, size_t errlen) {
+    const int64_t C = t->r.emotion_classes, H = t->mcfg.llm.hidden_size;
+    s2s_tensor *w = s2s_params_add(&t->P, "emotion_head.weight", "emotion_head", 2, (int64_t[]){C, H}, true, true);
+    s2s_tensor *b = s2s_params_add(&t->P, "emotion_head.bias", "emotion_head", 1, (int64_t[]){C}, true, false);
+    t->env.emotion_w = w, t->env.emotion_b = b;
+    if (t->resume_dir) {
+        char p[4300];
+        snprintf(p, sizeof p, "%s/aux/params.safetensors", t->resume_dir);
+        s2s_ckpt_source src = {p, S2S_CKPT_OPENS2S};
+        s2s_ckpt_load_opts lo = {.optional = (const char *const[]){"", NULL}};
+        s2s_ckpt_report rep = {0};
+        int rc = s2s_ckpt_load(&t->P, &src, 1, &lo, &rep, err, errlen);
+        const int got = rep.n_loaded;
+        s2s_ckpt_report_free(&rep);
+        if (rc) return -1;
+        if (got != 2) return s2s_errf(err, errlen, "--resume %s: %s lacks emotion_head.weight / .bias", t->resume_dir, p);
+        return 0;
+    }
+    s2s_rng g;
+    s2s_rng_seed(&g, (uint64_t)t->r.seed ^ 0x656d6f74696f6e00ULL);  // "emotion": its own stream
+    const float bound = 1.0f / sqrtf((float)H);
+    float *pw = w->data, *pb = b->data;
+    for (int64_t i = 0; i < C * H; i++) pw[i] = (float)(2.0 * s2s_rng_uniform(&g) - 1.0) * bound;
+    for (int64_t i = 0; i < C; i++) pb[i] = (float)(2.0 * s2s_rng_uniform(&g) - 1.0) * bound;
+    return 0;
+}
+
 // Everything frozen, then what the stage trains, then the recipe's own prefixes. No prefix may match nothing.
 static int freeze(trainer *t, char *err, size_t errlen) {
     s2s_params_set_trainable(&t->P, "", false);
     for (const char *const *p = t->stage->trains; *p; p++) s2s_params_set_trainable(&t->P, *p, true);
+    if (t->env.emotion_w) s2s_params_set_trainable(&t->P, "emotion_head.", true);
     for (int i = 0; i < t->r.trainable.n; i++)
         if (!s2s_params_set_trainable(&t->P, t->r.trainable.v[i], true))
             return s2s_errf(err, errlen, "train.trainable: '%s' matches no parameter", t->r.trainable.v[i]);
@@ -227,9 +258,10 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
     t->stage = s2s_stage_find(t->r.stage);
     s2s_schedule_parse(t->r.schedule, &t->sched);
     t->env = (s2s_stage_env){.r = &t->r, .m = &t->m};
-    if (t->r.emotion_weight > 0)
-        return s2s_errf(err, errlen, "emotion.weight: the emotion-classification auxiliary loss is not built yet; "
-                        "set emotion.weight: 0");
+    t->stage->terms(&t->r, &t->terms);
+    if (t->r.emotion_weight > 0 && strcmp(t->r.stage, "stage1"))
+        return s2s_errf(err, errlen, "emotion.weight: the emotion head is a stage-1 objective (the recipe's stage "
+                        "is %s)", t->r.stage);
     char ck[4200];
     snprintf(ck, sizeof ck, "%s/checkpoints", t->r.run_dir);
     if (s2s_mkdir_p(t->r.run_dir))
@@ -253,6 +285,7 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
     }
     t->ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = (int)t->r.threads});
     int rc = build_model(t, err, errlen);
+    if (!rc && t->r.emotion_weight > 0) rc = add_emotion_head(t, err, errlen);
     if (!rc) rc = freeze(t, err, errlen);
     if (!rc) rc = check_model(t, err, errlen);
     if (!rc && t->r.tokenizer) rc = tokenizer_hash(t->r.tokenizer, t->llm_sha, err, errlen);

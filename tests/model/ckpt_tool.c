@@ -102,7 +102,7 @@ static int cmd_resave(int argc, char **argv) {
     s2s_params p;
     s2s_params_init(&p, S2S_CPU);
     s2s_ckpt_source src = {argv[3], layout};
-    s2s_ckpt_save_opts o = {(s2s_dtype)dt, (size_t)strtoull(argv[6], NULL, 10), strcmp(argv[7], "-") ? argv[7] : NULL};
+    s2s_ckpt_save_opts o = {(s2s_dtype)dt, (size_t)strtoull(argv[6], NULL, 10), strcmp(argv[7], "-") ? argv[7] : NULL, NULL};
     int rc = add_source_params(&p, argv[3], layout, err, sizeof err) || s2s_ckpt_load(&p, &src, 1, NULL, NULL, err, sizeof err) ||
              s2s_ckpt_save(&p, argv[4], &o, err, sizeof err);
     s2s_params_free(&p);
@@ -138,7 +138,7 @@ static int cmd_load_hf(int argc, char **argv) {
         for (int i = 0; i < r.n_missing; i++) printf("missing %s\n", r.missing[i]);
         for (int i = 0; i < r.n_resized; i++) printf("resized %s\n", r.resized[i]);
         s2s_ckpt_report_free(&r);
-        rc = s2s_ckpt_save(&p2, argv[5], &(s2s_ckpt_save_opts){S2S_F32, 0, NULL}, err, sizeof err);
+        rc = s2s_ckpt_save(&p2, argv[5], &(s2s_ckpt_save_opts){S2S_F32, 0, NULL, NULL}, err, sizeof err);
     }
     s2s_params_free(&p2);
     return rc ? die(err) : 0;

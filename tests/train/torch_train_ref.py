@@ -155,7 +155,7 @@ def load_model(model_dir, dtype=torch.float64):
 
 def read_shard(path):
     """Every sample of an s2s shard: dict(input_ids, labels, token_types, audios [int16 arrays], units, spk
-    (float32 [512] or None), flags); and the shard's kind."""
+    (float32 [512] or None), flags, emotion (-1: none)); and the shard's kind."""
     import h5py
     out = []
     with h5py.File(path, "r") as f:
@@ -171,6 +171,7 @@ def read_shard(path):
         uo = f["unit_offsets"][:] if has_u else np.zeros(n + 1, np.int64)
         units = f["units"][:] if has_u else np.zeros(0, np.int32)
         spk = f["spk_emb"][:] if has_s else None
+        emo = f["emotion"][:] if "emotion" in f else np.full(n, -1)
         for i in range(n):
             out.append(dict(input_ids=ids[to[i]:to[i + 1]].astype(np.int64),
                             labels=lab[to[i]:to[i + 1]].astype(np.int64),
@@ -178,7 +179,7 @@ def read_shard(path):
                             audios=[audio[ao[j]:ao[j + 1]] for j in range(sao[i], sao[i + 1])],
                             units=units[uo[i]:uo[i + 1]].astype(np.int64),
                             spk=spk[i].astype(np.float32) if (has_s and flags[i] & 2) else None,
-                            flags=int(flags[i])))
+                            flags=int(flags[i]), emotion=int(emo[i])))
     return out, kind
 
 
@@ -509,7 +510,7 @@ def make_manifest(out_dir, kind, n_samples, seed):
     """Write out_dir/manifest.jsonl (+ wav / npy files under out_dir/files) of n_samples records of kind:
     instruct cycles through speech->speech (with a speaker embedding), text->speech (none), speech->speech with a
     > 30 s audio (2 chunks) and two turns / two speech spans, text->text; tts_pretrain gives text + unit indices;
-    align gives audio + continuation + transcript. Deterministic in seed."""
+    align gives audio + continuation + transcript (+ an emotion class 0..2 on three of four). Deterministic in seed."""
     rng = np.random.default_rng(seed)
     fdir = os.path.join(out_dir, "files")
     os.makedirs(fdir, exist_ok=True)
@@ -532,8 +533,11 @@ def make_manifest(out_dir, kind, n_samples, seed):
         if kind == "tts_pretrain":
             lines.append({"text": _text(rng, 2, 8), "units": _units(rng, 4, 24)})
         elif kind == "align":
-            lines.append({"audio": wav(i, 0, rng.uniform(0.6, 3.0)), "continuation": _text(rng, 3, 8),
-                          "transcript": _text(rng, 2, 6)})
+            rec = {"audio": wav(i, 0, rng.uniform(0.6, 3.0)), "continuation": _text(rng, 3, 8),
+                   "transcript": _text(rng, 2, 6)}
+            if i % 4 != 3:  # an emotion class on three samples of four (stage 1's emotion head)
+                rec["emotion"] = i % 3
+            lines.append(rec)
         elif kind == "instruct":
             form = i % 4
             if form == 0:  # speech -> speech, speaker embedding

@@ -584,7 +584,7 @@ static void test_checkpoint(void) {
 
     // Save as an OpenS2S checkpoint (sharded, bf16) and load it back strictly.
     const char *out = keep(path_of("opens2s"));
-    EXPECT(s2s_ckpt_save(&p, out, &(s2s_ckpt_save_opts){S2S_BF16, 200, NULL}, err, sizeof err) == 0, "%s", err);
+    EXPECT(s2s_ckpt_save(&p, out, &(s2s_ckpt_save_opts){S2S_BF16, 200, NULL, NULL}, err, sizeof err) == 0, "%s", err);
     EXPECT(access(path_of("opens2s/model.safetensors.index.json"), F_OK) == 0, "sharded");
     EXPECT(s2s_ckpt_load_opens2s(&q, out, NULL, NULL, err, sizeof err) == 0, "%s", err);
     bool same = true;
@@ -594,7 +594,7 @@ static void test_checkpoint(void) {
             same &= b[k] == s2s_bf16_to_f32(s2s_f32_to_bf16(a[k]));
     }
     EXPECT(same, "bf16 save/load equals bf16 rounding of the source");
-    EXPECT(s2s_ckpt_save(&p, out, &(s2s_ckpt_save_opts){S2S_F32, 0, NULL}, err, sizeof err) == 0, "%s", err);
+    EXPECT(s2s_ckpt_save(&p, out, &(s2s_ckpt_save_opts){S2S_F32, 0, NULL, NULL}, err, sizeof err) == 0, "%s", err);
     EXPECT(s2s_ckpt_load_opens2s(&q, out, NULL, NULL, err, sizeof err) == 0, "%s", err);
     same = true;
     for (int i = 0; i < p.n; i++) same &= memcmp(p.items[i].t->data, q.items[i].t->data, s2s_nbytes(p.items[i].t)) == 0;
@@ -628,12 +628,12 @@ static void test_checkpoint(void) {
 
     // Save one part under its Hugging Face names.
     const char *hf = keep(path_of("hf_out"));
-    EXPECT(s2s_ckpt_save(&p, hf, &(s2s_ckpt_save_opts){S2S_F32, 0, "llm_model."}, err, sizeof err) == 0, "%s", err);
+    EXPECT(s2s_ckpt_save(&p, hf, &(s2s_ckpt_save_opts){S2S_F32, 0, "llm_model.", NULL}, err, sizeof err) == 0, "%s", err);
     s2s_st_dir d;
     EXPECT(s2s_st_dir_open(&d, hf, err, sizeof err) == 0 && d.n == 3 && s2s_st_dir_find(&d, "lm_head.weight", NULL) &&
            s2s_st_dir_find(&d, "model.norm.weight", NULL), "hf names");
     s2s_st_dir_close(&d);
-    EXPECT(s2s_ckpt_save(&p, hf, &(s2s_ckpt_save_opts){S2S_F32, 0, "nothing."}, err, sizeof err) != 0 &&
+    EXPECT(s2s_ckpt_save(&p, hf, &(s2s_ckpt_save_opts){S2S_F32, 0, "nothing.", NULL}, err, sizeof err) != 0 &&
            strstr(err, "no parameters under nothing."), "%s", err);
 
     // Listing.
