@@ -222,6 +222,43 @@ def no_frozen_grads():
           f"the difference is their weight gradients for exactly {rows:g} rows ({P} weights)")
 
 
+# ---- held-out evaluation and the plot ---------------------------------------------------------------------------
+def eval_and_plot():
+    import xml.etree.ElementTree as ET
+    path, run = recipe("eval", "stage3", **{"data.valid": [SHARDS["instruct"]], "eval.every": 2,
+                                            "train.w_tts": 0.5})
+    p = train(path)
+    check(p.returncode == 0, "stage3 with data.valid: runs exit 0")
+    if p.returncode:
+        return
+    rows = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
+    ev = [r for r in rows if "eval_loss" in r]
+    check([r["step"] for r in ev] == [2, 4] and all(
+        abs(r["eval_loss"] - (r["eval_loss_llm"] + 0.5 * r["eval_loss_tts"])) < 1e-6 * r["eval_loss"] for r in ev),
+        f"eval rows at steps 2 and 4, eval_loss = w_llm x llm + w_tts x tts {[round(r['eval_loss'], 4) for r in ev]}")
+    out = os.path.join(TMP, "plot.svg")
+    q = subprocess.run([S2S, "plot", run, "--out", out], capture_output=True, text=True, timeout=60)
+    check(q.returncode == 0 and os.path.exists(out), f"s2s plot writes the SVG {q.stderr.strip()[-200:]}")
+    if q.returncode:
+        return
+    root = ET.parse(out).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = root.findall(f"{ns}polyline")
+    legend = [t.text for t in root.findall(f"{ns}text")]
+    npts = [len(l.get("points").split()) for l in lines]
+    want = ["loss", "loss_llm", "loss_tts", "eval_loss", "eval_loss_llm", "eval_loss_tts"]
+    check(all(k in legend for k in want) and sorted(npts) == sorted([4, 4, 4, 2, 2, 2]),
+          f"the chart has a line per loss key, one point per row: {npts}")
+    # The training loss line (the first drawn): pixel heights ordered as the logged losses are.
+    tr = [r["loss"] for r in rows if "loss" in r]
+    first = [l for l in lines if len(l.get("points").split()) == 4][0]
+    ys = [float(pt.split(",")[1]) for pt in first.get("points").split()]
+    check(all((ys[i] < ys[j]) == (tr[i] > tr[j]) for i in range(4) for j in range(4) if tr[i] != tr[j]),
+          "higher losses are drawn higher")
+    r = subprocess.run([S2S, "plot", os.path.join(TMP, "nowhere")], capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and "nowhere/metrics.jsonl" in r.stderr, "a directory without metrics is named")
+
+
 # ---- kills ------------------------------------------------------------------------------------------------------
 def kill_anywhere():
     a, run_a = recipe("kill_a", "stage3", **{"checkpoint.every": 1, "train.max_steps": 5})
@@ -305,6 +342,7 @@ if r1e:
     trained_only(r1e, ("audio_adapter.",), "stage1 + emotion head")
 emotion_head()
 no_frozen_grads()
+eval_and_plot()
 kill_anywhere()
 sigterm()
 errors()
