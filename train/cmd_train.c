@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include "cli.h"
 #include "config.h"
 #include "recipe.h"
@@ -12,6 +13,7 @@ static void usage(FILE *f) {
             "usage: s2s train --config RECIPE.yaml [--set key=value]... [--resume auto|CKPT_DIR] [--stop-after N]\n"
             "                 [--quiet]\n"
             "       s2s train --keys        list every recipe key with its default\n"
+            "       s2s train --config RECIPE.yaml [--set ...] --print-config   check the recipe, print it effective\n"
             "  --set key=value   override a recipe key (dotted path, YAML value: --set optim.betas=[0.9,0.95])\n"
             "  --resume auto     continue from the run's newest checkpoint (start fresh if there is none)\n"
             "  --resume DIR      continue from that checkpoint (run.dir/checkpoints/step_N)\n"
@@ -26,6 +28,7 @@ static int run(int argc, char **argv) {
     const char *sets[64];
     int n_sets = 0;
     s2s_train_opts o = {0};
+    bool print_config = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) resume = argv[++i];
@@ -33,6 +36,7 @@ static int run(int argc, char **argv) {
         else if (!strcmp(argv[i], "--quiet")) o.quiet = true;
         else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) o.stop_after = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--keys")) { s2s_recipe_describe(stdout); return 0; }
+        else if (!strcmp(argv[i], "--print-config")) print_config = true;
         else {
             usage(strcmp(argv[i], "--help") ? stderr : stdout);
             return strcmp(argv[i], "--help") ? 2 : 0;
@@ -49,7 +53,13 @@ static int run(int argc, char **argv) {
     for (int i = 0; !rc && i < n_sets; i++) rc = s2s_cfg_set(&cfg, sets[i], err, sizeof err);
     o.resume = resume;
     s2s_train_result res;
-    if (!rc) rc = s2s_train(&cfg, &o, &res, err, sizeof err);
+    if (!rc && print_config) {
+        s2s_recipe r;
+        rc = s2s_recipe_from_cfg(&r, &cfg, err, sizeof err);
+        if (!rc) s2s_recipe_write(&cfg, stdout), s2s_recipe_free(&r);
+    } else if (!rc) {
+        rc = s2s_train(&cfg, &o, &res, err, sizeof err);
+    }
     if (rc) fprintf(stderr, "s2s train: %s\n", err);
     s2s_cfg_free(&cfg);
     return rc ? 1 : 0;

@@ -23,7 +23,7 @@ static const key_def KEYS[] = {
     {"stage", T_STR, NULL, O(stage), 0, "stage1 | stage2a | stage2b | stage3"},
     {"objective", T_STR, "ce", O(objective), 0, "stage 1: ce (LLM-written continuations) | kl (teacher = transcript)"},
     {"seed", T_INT, "42", O(seed), 0, "initialisation (model.config), data order, LoRA dropout"},
-    {"model.init", T_STR, NULL, O(model_init), 0, "an OpenS2S checkpoint directory (or a run's step_N/model)"},
+    {"model.init", T_STR, NULL, O(model_init), 0, "OpenS2S model dir, checkpoint step_N, or run dir (newest checkpoint)"},
     {"model.config", T_STR, NULL, O(model_config), 0, "instead of init: an OmniSpeech config.json, random weights"},
     {"model.audio", T_STR, NULL, O(model_audio), 0, "instead of init: a Qwen2-Audio directory"},
     {"model.llm", T_STR, NULL, O(model_llm), 0, "instead of init: a Qwen3 LLM directory"},

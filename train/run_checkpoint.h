@@ -1,4 +1,4 @@
-// run_checkpoint.h — training checkpoints (docs/checkpoints.md, "Training checkpoints"):
+// run_checkpoint.h — training checkpoints (docs/training.md, "Checkpoints"):
 //   <run.dir>/checkpoints/step_NNNNNNNN/
 //     model/config.json + model/model.safetensors   OpenS2S names: `s2s forward --model` and transformers read it
 //     optimizer/rank_RRRRR.safetensors              AdamW moments by parameter name (train/optim.h)

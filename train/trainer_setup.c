@@ -74,10 +74,33 @@ static int attach_lora(trainer *t, char *err, size_t errlen) {
     return 0;
 }
 
+// model.init may name an OpenS2S directory, a training checkpoint (step_N: its model/), or a run directory (its
+// newest complete checkpoint): so a stage starts from the previous stage's run without spelling out a step.
+static int resolve_init(const char *init, char *out, size_t outlen, char *err, size_t errlen) {
+    char p[4300];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/config.json", init);
+    if (!stat(p, &st)) return snprintf(out, outlen, "%s", init), 0;
+    snprintf(p, sizeof p, "%s/trainer.json", init);
+    if (!stat(p, &st)) return snprintf(out, outlen, "%s/model", init), 0;
+    snprintf(p, sizeof p, "%s/checkpoints", init);
+    if (!stat(p, &st)) {
+        char dir[4200];
+        int f = s2s_runckpt_find(init, "auto", dir, sizeof dir, err, errlen);
+        if (f < 0) return -1;
+        if (f == 0) return s2s_errf(err, errlen, "model.init: the run %s has no complete checkpoint yet", init);
+        return snprintf(out, outlen, "%s/model", dir), 0;
+    }
+    return s2s_errf(err, errlen, "model.init: %s is neither a model directory (config.json), a checkpoint "
+                    "(trainer.json) nor a run directory (checkpoints/)", init);
+}
+
 // The model: its config, its parameters, then its weights (random, an OpenS2S directory, three Hugging Face
 // directories, or the checkpoint being resumed).
 static int build_model(trainer *t, char *err, size_t errlen) {
     const s2s_recipe *r = &t->r;
+    char init[4400];
+    if (r->model_init && !t->resume_dir && resolve_init(r->model_init, init, sizeof init, err, errlen)) return -1;
     if (t->resume_dir) {
         char p[4200];
         snprintf(p, sizeof p, "%s/model", t->resume_dir);
@@ -85,7 +108,7 @@ static int build_model(trainer *t, char *err, size_t errlen) {
     } else if (r->model_config) {
         if (s2s_omnispeech_config_read(&t->mcfg, r->model_config, err, errlen)) return -1;
     } else if (r->model_init) {
-        if (s2s_omnispeech_config_read(&t->mcfg, r->model_init, err, errlen)) return -1;
+        if (s2s_omnispeech_config_read(&t->mcfg, init, err, errlen)) return -1;
     } else {
         if (!r->model_audio || !r->model_llm || !r->model_tts)
             return s2s_errf(err, errlen, "the recipe names Hugging Face directories: model.audio, model.llm and "
@@ -127,7 +150,8 @@ static int build_model(trainer *t, char *err, size_t errlen) {
     } else if (r->model_config) {
         s2s_omnispeech_init_weights(&t->m, (uint64_t)r->seed);
     } else if (r->model_init) {
-        if (s2s_ckpt_load_opens2s(&t->P, r->model_init, NULL, NULL, err, errlen)) return -1;
+        if (s2s_ckpt_load_opens2s(&t->P, init, NULL, NULL, err, errlen)) return -1;
+        fprintf(stderr, "s2s train: model.init %s\n", init);
     } else {
         s2s_omnispeech_init_weights(&t->m, (uint64_t)r->seed);  // what OpenS2S's fresh adapter and bridges get
         s2s_ckpt_report rep = {0};

@@ -259,6 +259,19 @@ def eval_and_plot():
     check(r.returncode != 0 and "nowhere/metrics.jsonl" in r.stderr, "a directory without metrics is named")
 
 
+# ---- a stage starts from the previous stage's run -------------------------------------------------------------------
+def init_from_run(prev):
+    path, run = recipe("chain", "stage2b", **{"model.init": prev, "train.max_steps": 1})
+    p = train(path)
+    want = os.path.join(prev, "checkpoints", "step_00000004", "model")
+    check(p.returncode == 0 and f"model.init {want}" in p.stderr, f"model.init: a run directory means its newest "
+          f"checkpoint ({want})")
+    path, run = recipe("chain_bad", "stage2b", **{"model.init": TMP, "train.max_steps": 1})
+    p = train(path, ok=False)
+    check(p.returncode != 0 and "model.init" in p.stderr and TMP in p.stderr, "a model.init that is none of those "
+          "is named")
+
+
 # ---- kills ------------------------------------------------------------------------------------------------------
 def kill_anywhere():
     a, run_a = recipe("kill_a", "stage3", **{"checkpoint.every": 1, "train.max_steps": 5})
@@ -325,7 +338,9 @@ def errors():
 
 
 torch_reference()
-resume_exact("stage3", "stage3")
+r3 = resume_exact("stage3", "stage3")
+if r3:
+    init_from_run(r3)
 resume_exact("stage3_lora", "stage3", **{"lora.r": 4, "lora.alpha": 8})
 r2b = resume_exact("stage2b", "stage2b")
 if r2b:
