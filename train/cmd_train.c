@@ -58,9 +58,13 @@ static int run(int argc, char **argv) {
         rc = s2s_recipe_from_cfg(&r, &cfg, err, sizeof err);
         if (!rc) s2s_recipe_write(&cfg, stdout), s2s_recipe_free(&r);
     } else if (!rc) {
-        rc = s2s_train(&cfg, &o, &res, err, sizeof err);
+        // Under mpirun / srun every process is a rank of one data-parallel job (train/comm.h); alone, one rank.
+        o.comm = s2s_comm_init(NULL, err, sizeof err);
+        rc = o.comm ? s2s_train(&cfg, &o, &res, err, sizeof err) : -1;
+        if (rc && o.comm && s2s_comm_rank(o.comm) != 0) rc = -2;  // rank 0 reports the agreed error
+        s2s_comm_free(o.comm);
     }
-    if (rc) fprintf(stderr, "s2s train: %s\n", err);
+    if (rc == -1) fprintf(stderr, "s2s train: %s\n", err);
     s2s_cfg_free(&cfg);
     return rc ? 1 : 0;
 }

@@ -166,6 +166,10 @@ void s2s_comm_free(s2s_comm *c) {
     free(c);
 }
 
+void s2s_comm_set_timeout(s2s_comm *c, double seconds) {
+    if (seconds > 0) c->timeout_s = seconds;
+}
+
 int s2s_comm_rank(const s2s_comm *c) { return c->rank; }
 int s2s_comm_world(const s2s_comm *c) { return c->world; }
 int s2s_comm_local_rank(const s2s_comm *c) { return c->local_rank; }

@@ -23,6 +23,7 @@ typedef struct s2s_comm_opts {
 // NULL with err on failure. s2s_comm_free finalises.
 s2s_comm *s2s_comm_init(const s2s_comm_opts *o, char *err, size_t errlen);
 void s2s_comm_free(s2s_comm *c);
+void s2s_comm_set_timeout(s2s_comm *c, double seconds);  // e.g. from the recipe's dist.timeout_s
 int s2s_comm_rank(const s2s_comm *c);
 int s2s_comm_world(const s2s_comm *c);
 int s2s_comm_local_rank(const s2s_comm *c);  // rank within the node (device selection)

@@ -69,6 +69,9 @@ static const key_def KEYS[] = {
     {"checkpoint.every", T_INT, "200", O(ckpt_every), 0, "steps between checkpoints (and one at the end)"},
     {"checkpoint.keep", T_INT, "3", O(ckpt_keep), 0, "checkpoints kept (oldest removed)"},
     {"checkpoint.dtype", T_STR, "f32", O(ckpt_dtype), 0, "model tensors in checkpoints: f32 | bf16"},
+    {"dist.zero", T_INT, "0", O(zero), 0, "0: replicated optimizer | 1: sharded state | 2: also sharded gradients"},
+    {"dist.bucket_mb", T_FLOAT, "25", O(bucket_mb), 0, "gradient all-reduce bucket size (MiB)"},
+    {"dist.timeout_s", T_FLOAT, "300", O(timeout_s), 0, "a collective taking longer ends the job (a rank died)"},
 };
 #undef O
 #define N_KEYS ((int)(sizeof KEYS / sizeof *KEYS))
@@ -200,6 +203,9 @@ static int validate(const s2s_recipe *r, const s2s_cfg *c, char *err, size_t err
     NEED(r->ckpt_every >= 1, "checkpoint.every", "must be >= 1");
     NEED(r->ckpt_keep >= 1, "checkpoint.keep", "must be >= 1");
     NEED(one_of(r->ckpt_dtype, (const char *[]){"f32", "bf16", NULL}), "checkpoint.dtype", "must be f32 or bf16");
+    NEED(r->zero >= 0 && r->zero <= 2, "dist.zero", "must be 0, 1 or 2");
+    NEED(r->bucket_mb > 0, "dist.bucket_mb", "must be > 0");
+    NEED(r->timeout_s > 0, "dist.timeout_s", "must be > 0");
 #undef NEED
 #undef WHERE
     return 0;
@@ -253,7 +259,8 @@ void s2s_recipe_write(const s2s_cfg *c, FILE *f) {
 
 bool s2s_recipe_key_resumable(const char *k) {
     static const char *const ok[] = {"train.max_steps", "log.", "checkpoint.", "eval.", "data.valid", "data.prefetch",
-                                     "data.mel_threads", "train.threads", "train.max_bad_steps", "run.dir", "model."};
+                                     "data.mel_threads", "train.threads", "train.max_bad_steps", "run.dir", "model.",
+                                     "dist."};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (!strncmp(k, ok[i], strlen(ok[i]))) return true;
     return false;

@@ -45,6 +45,9 @@ typedef struct s2s_recipe {
     char *run_dir;
     int64_t log_every, eval_every, eval_batches, ckpt_every, ckpt_keep;
     char *ckpt_dtype;         // f32 | bf16
+    // data parallelism (train/comm.h)
+    int64_t zero;             // 0 | 1 | 2
+    double bucket_mb, timeout_s;
 } s2s_recipe;
 
 // Fill r from c: every key of c must be known, every value of its type and range; defaults for the rest.

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "autograd/check.h"
+#include "grad_sync.h"
 #include "run_checkpoint.h"
 #include "trainer_internal.h"
 
@@ -25,7 +26,7 @@ static cJSON *trainer_state(const trainer *t) {
     cJSON_AddNumberToObject(j, "optimizer_step", (double)t->opt.step);
     cJSON_AddNumberToObject(j, "bad_steps", (double)t->bad);
     cJSON_AddNumberToObject(j, "samples", (double)t->samples);
-    cJSON_AddNumberToObject(j, "world_size", 1);
+    cJSON_AddNumberToObject(j, "world_size", t->world);
     s2s_loader_cursor c = s2s_loader_tell(t->train);
     char *cj = s2s_loader_cursor_json(&c);
     cJSON_AddItemToObject(j, "loader", cJSON_Parse(cj));
@@ -63,7 +64,7 @@ int trainer_restore(trainer *t, cJSON *st, char *err, size_t errlen) {
     int rc = lj && !s2s_loader_cursor_parse(lj, &c, &de) && !s2s_loader_seek(t->train, &c, &de) ? 0 : -1;
     free(lj);
     if (rc) return s2s_errf(err, errlen, "%s/trainer.json: loader cursor: %s", t->resume_dir, de.msg);
-    fprintf(stderr, "s2s train: resuming %s at step %lld\n", t->resume_dir, (long long)t->step);
+    trainer_log(t, "resuming %s at step %lld", t->resume_dir, (long long)t->step);
     return 0;
 }
 
@@ -124,12 +125,21 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         st->tokens += mb[g].n_tok + mb[g].n_units_total;
         st->epoch = mb[g].epoch;
     }
+    // A data error on one rank: every rank must still reach the same collectives (the step's agreement in run()
+    // stops them all), so the failing rank skips the work, not the communication.
+    int64_t glob[S2S_STAGE_MAX_TERMS + 2];
+    for (int k = 0; k < nt; k++) glob[k] = total[k];
+    glob[nt] = st->samples, glob[nt + 1] = st->tokens;
+    if (t->world > 1) s2s_comm_allreduce(t->comm, glob, nt + 2, S2S_COMM_I64, S2S_COMM_SUM);
+    for (int k = 0; k < nt; k++) total[k] = glob[k];
+    st->samples = glob[nt], st->tokens = glob[nt + 1];
     const bool tokens_norm = !strcmp(t->r.loss_norm, "tokens");
     for (int64_t g = 0; g < G && !rc; g++) {
         double div[S2S_STAGE_MAX_TERMS];
         int64_t r[S2S_STAGE_MAX_TERMS] = {0};
         t->stage->rows(&t->env, &mb[g], r);
-        for (int k = 0; k < nt; k++) div[k] = tokens_norm ? (double)total[k] : (double)(r[k] * G);
+        // micro_mean: HF's per-micro-batch means / G, averaged over the ranks as DDP does.
+        for (int k = 0; k < nt; k++) div[k] = tokens_norm ? (double)total[k] : (double)(r[k] * G * t->world);
         s2s_stage_out o = {0};
         const double f0 = t->ctx->stats.gemm_flops;
         t->stage->micro(t->ctx, &t->env, &mb[g], div, &o);
@@ -144,6 +154,15 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
             st->rows[k] += o.rows[k];
         }
         s2s_ctx_step_reset(t->ctx);
+    }
+    if (t->world > 1) {  // the step's loss and term sums over the ranks; the gradients
+        double red[1 + 2 * S2S_STAGE_MAX_TERMS];
+        red[0] = st->loss;
+        for (int k = 0; k < nt; k++) red[1 + k] = st->term[k], red[1 + nt + k] = (double)st->rows[k];
+        s2s_comm_allreduce(t->comm, red, 1 + 2 * nt, S2S_COMM_F64, S2S_COMM_SUM);
+        st->loss = red[0];
+        for (int k = 0; k < nt; k++) st->term[k] = red[1 + k], st->rows[k] = (int64_t)red[1 + nt + k];
+        s2s_grad_allreduce(t->comm, &t->P, t->r.bucket_mb);
     }
     for (int k = 0; k < nt; k++) st->term[k] = st->rows[k] ? st->term[k] / (double)st->rows[k] : 0.0;
     for (int64_t g = 0; g < G; g++) s2s_train_batch_free(&mb[g]);
@@ -166,10 +185,13 @@ static int evaluate(trainer *t, char *err, size_t errlen) {
     int64_t rows[S2S_STAGE_MAX_TERMS] = {0};
     s2s_no_grad_begin(t->ctx);
     int rc = 0;
+    // Every rank reads the whole held-out set (a world-1 loader) and evaluates every world-th batch: the result
+    // is the same for any number of ranks.
     for (int64_t i = 0; i < n && !rc; i++) {
         const s2s_batch *b;
         s2s_train_batch tb;
         if (s2s_loader_next(t->valid, &b, &de)) { rc = s2s_errf(err, errlen, "data.valid: %s", de.msg); break; }
+        if (i % t->world != t->rank) continue;
         if (s2s_train_batch_from_loader(&tb, b, t->valid, t->stage->mode, t->tts_eos, err, errlen)) { rc = -1; break; }
         double div[S2S_STAGE_MAX_TERMS] = {0};
         s2s_stage_out o = {0};
@@ -179,6 +201,13 @@ static int evaluate(trainer *t, char *err, size_t errlen) {
         s2s_train_batch_free(&tb);
     }
     s2s_no_grad_end(t->ctx);
+    if (t->world > 1) {
+        double red[2 * S2S_STAGE_MAX_TERMS];
+        for (int k = 0; k < nt; k++) red[k] = sum[k], red[nt + k] = (double)rows[k];
+        s2s_comm_allreduce(t->comm, red, 2 * nt, S2S_COMM_F64, S2S_COMM_SUM);
+        for (int k = 0; k < nt; k++) sum[k] = red[k], rows[k] = (int64_t)red[nt + k];
+        if (s2s_comm_agree(t->comm, rc, err, errlen, NULL)) return -1;
+    }
     if (rc) return rc;
     const char *keys[1 + S2S_STAGE_MAX_TERMS];
     char names[S2S_STAGE_MAX_TERMS][48];
@@ -192,7 +221,7 @@ static int evaluate(trainer *t, char *err, size_t errlen) {
     }
     vals[0] = loss;
     s2s_metrics_log(&t->met, t->step, 1 + nt, keys, vals);
-    fprintf(stderr, "eval step %lld | eval_loss %.4f over %lld samples\n", (long long)t->step, loss, (long long)n);
+    trainer_log(t, "eval step %lld | eval_loss %.4f over %lld samples", (long long)t->step, loss, (long long)n);
     return 0;
 }
 
@@ -204,13 +233,17 @@ static int checkpoint(trainer *t, char *err, size_t errlen) {
                           .trainer = state, .dtype = strcmp(t->r.ckpt_dtype, "bf16") ? S2S_F32 : S2S_BF16,
                           .keep = (int)t->r.ckpt_keep,
                           .aux_prefix = t->env.emotion_w ? "emotion_head." : NULL};
-    int rc = s2s_runckpt_write(&s, err, errlen);
+    // Every rank holds the same weights and optimizer state (dist.zero 0): rank 0 writes them; the others wait,
+    // so no rank runs ahead of a checkpoint it might have to resume from, and learn whether it was written.
+    int rc = t->rank == 0 ? s2s_runckpt_write(&s, err, errlen) : 0;
     cJSON_Delete(state);
-    if (!rc) fprintf(stderr, "s2s train: checkpoint %s/checkpoints/step_%08lld\n", t->r.run_dir, (long long)t->step);
+    if (t->world > 1 && s2s_comm_agree(t->comm, rc, err, errlen, NULL)) return -1;
+    if (!rc) trainer_log(t, "checkpoint %s/checkpoints/step_%08lld", t->r.run_dir, (long long)t->step);
     return rc;
 }
 
 static int write_recipe(trainer *t, char *err, size_t errlen) {
+    if (t->rank) return 0;
     char p[4200];
     snprintf(p, sizeof p, "%s/config.yaml", t->r.run_dir);
     FILE *f = fopen(p, "w");
@@ -223,20 +256,25 @@ static int write_recipe(trainer *t, char *err, size_t errlen) {
 
 static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char *err, size_t errlen) {
     const s2s_recipe *r = &t->r;
-    if (!o->quiet) {
+    if (!o->quiet && t->rank == 0) {
         fprintf(stderr, "s2s train: effective recipe\n");
         s2s_recipe_write(t->cfg, stderr);
-        fprintf(stderr, "s2s train: %s, %lld parameters, %lld trainable, %lld samples in %d shards, %lld steps / epoch\n",
-                t->stage->name, (long long)s2s_params_count(&t->P, false), (long long)s2s_params_count(&t->P, true),
-                (long long)s2s_loader_num_samples(t->train), s2s_loader_num_shards(t->train),
-                (long long)s2s_loader_steps_in_epoch(t->train, 0, &(s2s_derr){0}) / r->grad_accum);
     }
+    trainer_log(t, "%s, %lld parameters, %lld trainable, %lld samples in %d shards, %lld steps / epoch, rank %d of %d "
+                "(%s)", t->stage->name, (long long)s2s_params_count(&t->P, false),
+                (long long)s2s_params_count(&t->P, true), (long long)s2s_loader_num_samples(t->train),
+                s2s_loader_num_shards(t->train),
+                (long long)s2s_loader_steps_in_epoch(t->train, 0, &(s2s_derr){0}) / r->grad_accum, t->rank, t->world,
+                s2s_comm_backend(t->comm));
     if (write_recipe(t, err, errlen)) return -1;
+    // Metrics and the progress line come from rank 0 (every rank logs the same global values).
     char mp[4200];
     snprintf(mp, sizeof mp, "%s/metrics.jsonl", r->run_dir);
-    if (t->resume_dir) truncate_metrics(mp, t->step);
-    else unlink(mp);
-    if (s2s_metrics_open(&t->met, mp)) return s2s_errf(err, errlen, "%s: cannot open", mp);
+    if (t->rank == 0) {
+        if (t->resume_dir) truncate_metrics(mp, t->step);
+        else unlink(mp);
+    }
+    if (s2s_metrics_open(&t->met, t->rank == 0 ? mp : NULL)) return s2s_errf(err, errlen, "%s: cannot open", mp);
 
     const int nt = t->terms.n;
     const char *const *names = t->terms.name;
@@ -245,7 +283,9 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
     while (t->step < r->max_steps) {
         step_stats st;
         const double t0 = s2s_now();
-        if (accumulate(t, &st, err, errlen)) return -1;
+        int arc = accumulate(t, &st, err, errlen);
+        if (t->world > 1) arc = s2s_comm_agree(t->comm, arc, err, errlen, NULL);
+        if (arc) return -1;
         // Clip by the global norm (logged before clipping), then update; a non-finite loss or gradient skips the
         // update and leaves parameters and moments as they were.
         const double lr = r->lr * s2s_schedule_lambda(t->sched, t->step, r->warmup_steps, r->max_steps);
@@ -253,9 +293,9 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
         const bool bad = !isfinite(st.loss) || !isfinite(norm);
         if (bad) {
             t->bad++;
-            fprintf(stderr, "s2s train: step %lld: non-finite %s (loss %g, grad norm %g): update skipped (%lld in a "
-                    "row, train.max_bad_steps %lld)\n", (long long)t->step + 1, isfinite(st.loss) ? "gradient" : "loss",
-                    st.loss, norm, (long long)t->bad, (long long)r->max_bad_steps);
+            trainer_log(t, "step %lld: non-finite %s (loss %g, grad norm %g): update skipped (%lld in a row, "
+                        "train.max_bad_steps %lld)", (long long)t->step + 1, isfinite(st.loss) ? "gradient" : "loss",
+                        st.loss, norm, (long long)t->bad, (long long)r->max_bad_steps);
         } else {
             t->bad = 0;
             if (r->clip > 0) s2s_grad_clip(t->ctx, &t->P, r->clip);
@@ -289,31 +329,33 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
             keys[n] = "flops_fwd", vals[n++] = st.flops_fwd;
             keys[n] = "flops_bwd", vals[n++] = st.flops_bwd;
             s2s_metrics_log(&t->met, t->step, n, keys, vals);
-            if (!o->quiet) s2s_progress(&t->met, t->step - start, r->max_steps - start, st.loss, st.tokens);
+            if (!o->quiet && t->rank == 0) s2s_progress(&t->met, t->step - start, r->max_steps - start, st.loss, st.tokens);
         }
         if (r->eval_every > 0 && t->step % r->eval_every == 0 && evaluate(t, err, errlen)) return -1;
-        if (t->step % r->ckpt_every == 0 || stop_requested) {
+        // A signal may reach some ranks only (or at different steps): they agree to stop after the same step.
+        int64_t stop = stop_requested;
+        if (t->world > 1) s2s_comm_allreduce(t->comm, &stop, 1, S2S_COMM_I64, S2S_COMM_MAX);
+        if (t->step % r->ckpt_every == 0 || stop) {
             if (checkpoint(t, err, errlen)) return -1;
             saved = true;
         }
         if (o->stop_after > 0 && t->step - start >= o->stop_after && t->step < r->max_steps) {
             if (!saved && checkpoint(t, err, errlen)) return -1;
-            fprintf(stderr, "s2s train: --stop-after %lld: stopped at step %lld\n", (long long)o->stop_after,
-                    (long long)t->step);
+            trainer_log(t, "--stop-after %lld: stopped at step %lld", (long long)o->stop_after, (long long)t->step);
             res->interrupted = true;
             return 0;
         }
-        if (stop_requested) {
-            fprintf(stderr, "s2s train: %s received: stopped after step %lld with a checkpoint; --resume auto "
-                    "continues\n", stop_requested == SIGINT ? "SIGINT" : "SIGTERM", (long long)t->step);
+        if (stop) {
+            trainer_log(t, "%s received: stopped after step %lld with a checkpoint; --resume auto continues",
+                        stop == SIGINT ? "SIGINT" : stop == SIGUSR1 ? "SIGUSR1" : "SIGTERM", (long long)t->step);
             res->interrupted = true;
             return 0;
         }
     }
     if (!saved && t->step > start && checkpoint(t, err, errlen)) return -1;
     if ((r->eval_every == 0 || t->step % r->eval_every) && evaluate(t, err, errlen)) return -1;
-    fprintf(stderr, "s2s train: done, step %lld; arena peak %.1f MiB\n", (long long)t->step,
-            (double)s2s_ctx_peak_bytes(t->ctx) / (1 << 20));
+    trainer_log(t, "done, step %lld; arena peak %.1f MiB", (long long)t->step,
+                (double)s2s_ctx_peak_bytes(t->ctx) / (1 << 20));
     return 0;
 }
 
@@ -325,16 +367,29 @@ int s2s_train(s2s_cfg *cfg, const s2s_train_opts *o, s2s_train_result *res, char
     memset(res, 0, sizeof *res);
     trainer *t = s2s_calloc(1, sizeof *t);
     t->cfg = cfg;
+    t->comm = o->comm;
+    if (!t->comm) {
+        t->comm = s2s_comm_init(&(s2s_comm_opts){.force_self = true}, err, errlen);
+        t->own_comm = true;
+    }
+    t->rank = s2s_comm_rank(t->comm), t->world = s2s_comm_world(t->comm);
     stop_requested = 0;
-    struct sigaction sa = {.sa_handler = on_signal}, old_term, old_int;
+    // SIGUSR1 as well: mpirun forwards it to every rank and still exits 0 (a SIGTERM to mpirun is forwarded too,
+    // and the ranks stop cleanly, but mpirun then reports 1).
+    struct sigaction sa = {.sa_handler = on_signal}, old_term, old_int, old_usr1;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGUSR1, &sa, &old_usr1);
     int rc = trainer_setup(t, o, err, errlen);
+    // An error on any rank before step 1 stops every rank with its message.
+    if (t->world > 1) rc = s2s_comm_agree(t->comm, rc, err, errlen, NULL);
     if (!rc) rc = run(t, o, res, err, errlen);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
     trainer_teardown(t);
+    if (t->own_comm) s2s_comm_free(t->comm);
     free(t);
     return rc;
 }

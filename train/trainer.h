@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "comm.h"
 #include "config.h"
 
 typedef struct s2s_train_opts {
@@ -11,6 +12,7 @@ typedef struct s2s_train_opts {
     bool quiet;          // no progress lines (metrics are still written)
     int64_t stop_after;  // > 0: return (with a checkpoint) after this many steps of this invocation; the schedule
                          // still runs to train.max_steps, so a later --resume continues exactly
+    s2s_comm *comm;      // the ranks of a data-parallel run (train/comm.h); NULL: this process alone
 } s2s_train_opts;
 
 typedef struct s2s_train_result {

@@ -12,6 +12,10 @@
 #include "trainer.h"
 
 typedef struct trainer {
+    s2s_comm *comm;
+    bool own_comm;       // made here (no communicator given): freed here
+    int rank, world;
+    FILE *rank_log;      // <run.dir>/logs/rank_R.log
     s2s_recipe r;
     s2s_cfg *cfg;
     const s2s_stage *stage;
@@ -35,6 +39,8 @@ typedef struct trainer {
 } trainer;
 
 int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen);
+// A line for the user: into this rank's log, and on stderr from rank 0.
+void trainer_log(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void trainer_teardown(trainer *t);
 // Restore optimizer, loader cursor and counters from t->resume_dir (model weights are loaded by setup).
 int trainer_restore(trainer *t, cJSON *state, char *err, size_t errlen);

@@ -3,6 +3,7 @@
 // hashes) — so that a bad input stops the job before training, with the file and field named.
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,24 @@
 #include "model/vocab_resize.h"
 #include "run_checkpoint.h"
 #include "trainer_internal.h"
+
+void trainer_log(trainer *t, const char *fmt, ...) {
+    va_list ap;
+    if (t->rank == 0) {
+        va_start(ap, fmt);
+        fputs("s2s train: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+    if (t->rank_log) {
+        va_start(ap, fmt);
+        vfprintf(t->rank_log, fmt, ap);
+        fputc('\n', t->rank_log);
+        fflush(t->rank_log);
+        va_end(ap);
+    }
+}
 
 cJSON *trainer_recipe_json(const s2s_cfg *c) {
     cJSON *o = cJSON_CreateObject();
@@ -151,7 +170,7 @@ static int build_model(trainer *t, char *err, size_t errlen) {
         s2s_omnispeech_init_weights(&t->m, (uint64_t)r->seed);
     } else if (r->model_init) {
         if (s2s_ckpt_load_opens2s(&t->P, init, NULL, NULL, err, errlen)) return -1;
-        fprintf(stderr, "s2s train: model.init %s\n", init);
+        trainer_log(t, "model.init %s", init);
     } else {
         s2s_omnispeech_init_weights(&t->m, (uint64_t)r->seed);  // what OpenS2S's fresh adapter and bridges get
         s2s_ckpt_report rep = {0};
@@ -164,8 +183,8 @@ static int build_model(trainer *t, char *err, size_t errlen) {
             if (t->m.llm.lm_head) s2s_vocab_init_rows(t->ctx, t->m.llm.lm_head, fc.vocab_size, (uint64_t)r->seed + 1);
         }
         if (!s2s_qwen3_config_read(&fc, r->model_tts, err, errlen) && fc.vocab_size < t->mcfg.tts.vocab_size) {
-            fprintf(stderr, "s2s train: TTS-LM vocabulary %lld -> %lld rows (mean resizing)\n",
-                    (long long)fc.vocab_size, (long long)t->mcfg.tts.vocab_size);
+            trainer_log(t, "TTS-LM vocabulary %lld -> %lld rows (mean resizing)", (long long)fc.vocab_size,
+                        (long long)t->mcfg.tts.vocab_size);
             s2s_vocab_init_rows(t->ctx, t->m.tts.embed, fc.vocab_size, (uint64_t)r->seed + 2);
             if (t->m.tts.lm_head) s2s_vocab_init_rows(t->ctx, t->m.tts.lm_head, fc.vocab_size, (uint64_t)r->seed + 3);
         }
@@ -232,7 +251,7 @@ static s2s_loader *open_loader(trainer *t, const s2s_str_list *paths, bool eval,
                                size_t errlen) {
     const s2s_recipe *r = &t->r;
     s2s_loader_config lc = {.paths = (const char *const *)paths->v, .n_paths = paths->n, .seed = (uint64_t)r->seed,
-                            .rank = 0, .world = 1, .batch_samples = eval ? 1 : r->batch_size,
+                            .rank = eval ? 0 : t->rank, .world = eval ? 1 : t->world, .batch_samples = eval ? 1 : r->batch_size,
                             .token_budget = eval ? 0 : r->token_budget, .bucket_window = eval ? 0 : r->bucket_window,
                             .no_shuffle = eval, .prefetch = (int)r->prefetch, .mel = t->stage->mode != S2S_BATCH_TTS,
                             .mel_threads = (int)r->mel_threads,
@@ -279,6 +298,7 @@ static int check_model(trainer *t, char *err, size_t errlen) {
 
 int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen) {
     if (s2s_recipe_from_cfg(&t->r, t->cfg, err, errlen)) return -1;
+    s2s_comm_set_timeout(t->comm, t->r.timeout_s);
     t->stage = s2s_stage_find(t->r.stage);
     s2s_schedule_parse(t->r.schedule, &t->sched);
     t->env = (s2s_stage_env){.r = &t->r, .m = &t->m};
@@ -291,12 +311,23 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
     if (s2s_mkdir_p(t->r.run_dir))
         return s2s_errf(err, errlen, "run.dir: cannot create %s: %s", t->r.run_dir, strerror(errno));
     cJSON *state = NULL;
+    char lp[4300];
+    snprintf(lp, sizeof lp, "%s/logs", t->r.run_dir);
+    s2s_mkdir_p(lp);
+    snprintf(lp, sizeof lp, "%s/logs/rank_%d.log", t->r.run_dir, t->rank);
+    t->rank_log = fopen(lp, o && o->resume ? "a" : "w");
     if (o && o->resume) {
-        char dir[4200];
-        int f = s2s_runckpt_find(t->r.run_dir, o->resume, dir, sizeof dir, err, errlen);
+        // Rank 0 looks (and removes an incomplete .tmp-* checkpoint); every rank continues from what it found.
+        char dir[4200] = {0};
+        int64_t f = 0;
+        if (t->rank == 0) f = s2s_runckpt_find(t->r.run_dir, o->resume, dir, sizeof dir, err, errlen);
+        if (t->world > 1) {
+            s2s_comm_bcast(t->comm, &f, sizeof f, 0);
+            s2s_comm_bcast(t->comm, dir, sizeof dir, 0);
+        }
         if (f < 0) return -1;
         if (f == 0) {
-            fprintf(stderr, "s2s train: --resume auto: no checkpoint in %s, starting fresh\n", ck);
+            trainer_log(t, "--resume auto: no checkpoint in %s, starting fresh", ck);
         } else {
             t->resume_dir = strdup(dir);
             state = s2s_runckpt_read(dir, err, errlen);
@@ -341,4 +372,5 @@ void trainer_teardown(trainer *t) {
     s2s_metrics_close(&t->met);
     s2s_recipe_free(&t->r);
     free(t->resume_dir);
+    if (t->rank_log) fclose(t->rank_log);
 }

@@ -1,0 +1,145 @@
+"""`s2s train` under mpirun (dist.zero 0): data parallelism on this machine's CPU ranks.
+
+- 2 ranks x batch 1 equal 1 rank x batch 1 x grad_accum 2 on the same data after K steps (float tolerance: the
+  sum over ranks adds in another order);
+- 2 ranks: N steps + --resume auto + N steps are bit-identical to 2N steps;
+- rank 0 alone writes metrics.jsonl and config.yaml, every rank its logs/rank_R.log;
+- SIGUSR1 / SIGTERM to mpirun: every rank stops after the same step, one checkpoint, and it resumes (exit 0
+  after SIGUSR1; mpirun reports 1 after a SIGTERM it forwarded).
+
+Run by ctest as: python3 tests/dist/test_train_dist.py S2S_BINARY BUILD_DIR. Skipped (77) without mpirun.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from safetensors.numpy import load_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "train"))
+import torch_train_ref as R  # noqa: E402
+
+S2S = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/s2s")
+if not shutil.which("mpirun"):
+    print("test_train_dist: no mpirun: skipped")
+    sys.exit(77)
+TMP = tempfile.mkdtemp(prefix="s2s_dist_")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAILED ") + what)
+    if not cond:
+        failures.append(what)
+
+
+MODEL = R.init_model(os.path.join(TMP, "model"), seed=3, s2s=S2S)
+SHARDS = os.path.dirname(R.make_shards(os.path.join(TMP, "instruct"), "instruct", 8, 5, s2s=S2S))
+
+
+def recipe(name, **over):
+    r = {"stage": "stage3", "seed": 7,
+         "model": {"init": MODEL, "tokenizer": "configs/tiny/tokenizer", "tts_tokenizer": "configs/tiny/tts-tokenizer"},
+         "data": {"train": [SHARDS], "prefetch": 1},
+         "train": {"batch_size": 1, "grad_accum": 1, "max_steps": 4, "threads": 1},
+         "optim": {"lr": 2e-3, "warmup_steps": 1},
+         "run": {"dir": os.path.join(TMP, "runs", name)},
+         "checkpoint": {"every": 2}}
+    for k, v in over.items():
+        d = r
+        *head, last = k.split(".")
+        for p in head:
+            d = d.setdefault(p, {})
+        d[last] = v
+    path = os.path.join(TMP, name + ".yaml")
+    json.dump(r, open(path, "w"))
+    return path, r["run"]["dir"]
+
+
+def train(n, path, *args, timeout=600):
+    cmd = [S2S, "train", "--config", path, "--quiet", *args]
+    if n > 0:
+        cmd = ["mpirun", "-np", str(n), "--oversubscribe"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    if p.returncode:
+        print(p.stderr[-2000:])
+    return p
+
+
+def ckpt(run, step):
+    d = os.path.join(run, "checkpoints", "step_%08d" % step)
+    return load_file(os.path.join(d, "model", "model.safetensors")), \
+        load_file(os.path.join(d, "optimizer", "rank_00000.safetensors"))
+
+
+def losses(run):
+    return [(r["step"], r["loss"]) for r in map(json.loads, open(os.path.join(run, "metrics.jsonl"))) if "loss" in r]
+
+
+# ---- 2 ranks x 1 == 1 rank x 2 micro-batches ---------------------------------------------------------------------
+pa, ra = recipe("one", **{"train.grad_accum": 2})
+pb, rb = recipe("two")
+a, b = train(0, pa), train(2, pb)
+check(a.returncode == 0 and b.returncode == 0, "1 rank x accum 2 and 2 ranks x accum 1 run")
+if a.returncode == 0 and b.returncode == 0:
+    ma, _ = ckpt(ra, 4)
+    mb, _ = ckpt(rb, 4)
+    worst = max(float(np.abs(ma[k] - mb[k]).max() / max(np.abs(ma[k]).max(), 1e-30)) for k in ma)
+    check(worst < 1e-5, f"2 ranks x batch 1 equal 1 rank x grad_accum 2 after 4 steps (max relative {worst:.2e})")
+    la, lb = losses(ra), losses(rb)
+    check(len(la) == len(lb) == 4 and all(abs(x[1] - y[1]) < 1e-5 * abs(x[1]) for x, y in zip(la, lb)),
+          f"and log the same losses {[round(x[1], 5) for x in la]} / {[round(y[1], 5) for y in lb]}")
+    logs = sorted(os.listdir(os.path.join(rb, "logs")))
+    check(logs == ["rank_0.log", "rank_1.log"] and "rank 1 of 2 (mpi)" in open(os.path.join(rb, "logs", "rank_1.log")).read(),
+          f"every rank writes its log {logs}")
+
+# ---- resume on 2 ranks is bit-identical ----------------------------------------------------------------------------
+pc, rc = recipe("two_resumed")
+c1 = train(2, pc, "--stop-after", "2")
+c2 = train(2, pc, "--resume", "auto")
+check(c1.returncode == 0 and c2.returncode == 0, "2 ranks: 2 steps, then --resume auto")
+if c1.returncode == 0 and c2.returncode == 0 and b.returncode == 0:
+    mb, ob = ckpt(rb, 4)
+    mc, oc = ckpt(rc, 4)
+    same = mb.keys() == mc.keys() and all(np.array_equal(mb[k], mc[k]) for k in mb) and \
+        all(np.array_equal(ob[k], oc[k]) for k in ob)
+    check(same and losses(rb) == losses(rc), "2 ranks: 2 + resume + 2 steps = 4 steps, bit for bit")
+
+# ---- a signal to the job -----------------------------------------------------------------------------------------
+def preempt(sig, name):
+    pt, rt = recipe("sig_" + name, **{"train.max_steps": 100000, "checkpoint.every": 100000})
+    proc = subprocess.Popen(["mpirun", "-np", "2", "--oversubscribe", S2S, "train", "--config", pt, "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    mp = os.path.join(rt, "metrics.jsonl")
+    for _ in range(1200):
+        if os.path.exists(mp) and sum(1 for _ in open(mp)) >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(sig)  # mpirun forwards it to every rank
+    out, err = proc.communicate(timeout=300)
+    steps = sorted(d for d in os.listdir(os.path.join(rt, "checkpoints")) if d.startswith("step_"))
+    stopped = [l for r in (0, 1) for l in open(os.path.join(rt, "logs", f"rank_{r}.log")) if "received: stopped" in l]
+    same = len(stopped) == 2 and stopped[0] == stopped[1]
+    # mpirun itself reports 1 after a SIGTERM even though every rank exits 0; after SIGUSR1 it reports 0.
+    ok_rc = proc.returncode == 0 if sig == signal.SIGUSR1 else True
+    check(ok_rc and len(steps) == 1 and same, f"{name}: exit {proc.returncode}, both ranks stopped after the same "
+          f"step {[l.strip() for l in stopped]}, one checkpoint {steps}")
+    if steps:
+        done = int(steps[0][5:])
+        q = train(2, pt, "--resume", "auto", "--stop-after", "1")
+        check(q.returncode == 0 and losses(rt)[-1][0] == done + 1, f"{name}: the job resumes from step {done}")
+
+
+preempt(signal.SIGUSR1, "SIGUSR1")
+preempt(signal.SIGTERM, "SIGTERM")
+
+shutil.rmtree(TMP, ignore_errors=True)
+print("test_train_dist:", "FAILED" if failures else "ok", f"({len(failures)} failures)")
+sys.exit(1 if failures else 0)
