@@ -1,0 +1,70 @@
+// zero.c — ZeRO stage 1 (zero.h).
+#include "zero.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "autograd/check.h"
+
+void s2s_zero_init(s2s_zero *z, s2s_comm *c, s2s_params *P, s2s_adam_state *opt) {
+    memset(z, 0, sizeof *z);
+    z->rank = s2s_comm_rank(c), z->world = s2s_comm_world(c);
+    const int64_t n = P->flat_grad_n;
+    z->blk = ((n + z->world - 1) / z->world + 15) / 16 * 16;  // 64-byte blocks
+    if (z->blk == 0) z->blk = 16;
+    const int64_t lo = z->rank * z->blk, hi = lo + z->blk < n ? lo + z->blk : n;
+    s2s_adam_shard(opt, lo < n ? lo : n, lo < n ? hi : n);
+    if (z->world * z->blk != n) z->send = s2s_calloc((size_t)(z->world * z->blk), sizeof(float));
+    z->g = s2s_calloc((size_t)z->blk, sizeof(float));
+    z->pack = s2s_calloc((size_t)z->blk, sizeof(float));
+    z->all = s2s_calloc((size_t)(z->world * z->blk), sizeof(float));
+}
+
+void s2s_zero_free(s2s_zero *z) {
+    free(z->send), free(z->g), free(z->pack), free(z->all);
+    memset(z, 0, sizeof *z);
+}
+
+double s2s_zero_reduce(s2s_zero *z, s2s_comm *c, const s2s_params *P) {
+    const float *src = P->flat_grad;
+    if (z->send) {
+        memcpy(z->send, P->flat_grad, (size_t)P->flat_grad_n * sizeof(float));
+        src = z->send;  // the tail past the layout stays zero
+    }
+    s2s_comm_wait(c, s2s_comm_reduce_scatter_async(c, src, z->g, z->blk));
+    double ss = 0;
+    for (int64_t i = 0; i < z->blk; i++) ss += (double)z->g[i] * z->g[i];
+    s2s_comm_allreduce(c, &ss, 1, S2S_COMM_F64, S2S_COMM_SUM);
+    return sqrt(ss);
+}
+
+void s2s_zero_clip(s2s_zero *z, double norm, double max_norm) {
+    const double f = max_norm / (norm + 1e-6);
+    if (max_norm <= 0 || f >= 1.0) return;
+    for (int64_t i = 0; i < z->blk; i++) z->g[i] = (float)(z->g[i] * f);
+}
+
+void s2s_zero_update(s2s_zero *z, s2s_comm *c, s2s_ctx *ctx, s2s_adam_state *opt, s2s_params *P, double lr) {
+    s2s_adam_update_range(ctx, opt, P, lr, z->g);
+    // Pack this rank's range of the values (gradient layout), gather everyone's, unpack into every parameter.
+    memset(z->pack, 0, (size_t)z->blk * sizeof(float));
+    for (int k = 0; k < opt->n_slots; k++) {
+        const s2s_adam_slot *sl = &opt->slots[k];
+        const int64_t a = sl->off > opt->lo ? sl->off : opt->lo;
+        const int64_t b = sl->off + sl->n < opt->hi ? sl->off + sl->n : opt->hi;
+        if (a >= b) continue;
+        const s2s_param *p = s2s_params_find(P, sl->name);
+        memcpy(z->pack + (a - opt->lo), (const float *)p->t->data + (a - sl->off), (size_t)(b - a) * sizeof(float));
+    }
+    s2s_comm_wait(c, s2s_comm_allgather_async(c, z->pack, z->all, z->blk));
+    for (int k = 0; k < opt->n_slots; k++) {
+        const s2s_adam_slot *sl = &opt->slots[k];
+        s2s_param *p = s2s_params_find(P, sl->name);
+        memcpy(p->t->data, z->all + sl->off, (size_t)sl->n * sizeof(float));
+    }
+}
+
+void s2s_zero_memory(const s2s_params *P, const s2s_adam_state *opt, int64_t *params, int64_t *grads, int64_t *state) {
+    *params = P->flat_n * (int64_t)sizeof(float);
+    *grads = P->flat_grad_n * (int64_t)sizeof(float);
+    *state = 2 * (opt->hi - opt->lo) * (int64_t)sizeof(float);
+}
