@@ -252,7 +252,7 @@ s2s_tensor *s2s_qwen3_forward(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *x, s
         *c = (layer_call){.q = q, .l = l, .f = *f};
         if (f->recompute) {
             s2s_tensor *ins[3] = {x, pos, cu_seqlens}, *out = NULL;
-            s2s_checkpoint(ctx, layer_region, c, ins, cu_seqlens ? 3 : 2, &out, 1);
+            s2s_recompute(ctx, layer_region, c, ins, cu_seqlens ? 3 : 2, &out, 1);
             x = out;
         } else {
             x = layer_forward(ctx, c, x, pos, cu_seqlens);
