@@ -3,9 +3,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "../autograd/check.h"
 #include "../autograd/device.h"
+#include "../base/fs.h"
 #include "safetensors_index.h"
 
 #define NAME_MAX_LEN 512
@@ -320,8 +320,7 @@ int s2s_ckpt_list(const s2s_ckpt_source *src, int n_src, FILE *out, char *err, s
 
 int s2s_ckpt_save(const s2s_params *p, const char *dir, const s2s_ckpt_save_opts *o, char *err, size_t n) {
     S2S_CHECK(o->dtype == S2S_F32 || o->dtype == S2S_BF16 || o->dtype == S2S_F16, "checkpoints store f32, bf16 or f16");
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return s2s_errf(err, n, "%s: cannot create: %s", dir, strerror(errno));
+    if (s2s_mkdir_p(dir)) return s2s_errf(err, n, "%s: cannot create: %s", dir, strerror(errno));
     s2s_st_writer w;
     s2s_st_writer_init(&w);
     size_t plen = o->prefix ? strlen(o->prefix) : 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "../autograd/check.h"
+#include "../base/fs.h"
 #include "safetensors.h"
 
 #define CONFIG_MAX_BYTES ((long)64 << 20)

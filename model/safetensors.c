@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../autograd/check.h"
+#include "../base/fs.h"
 #include "../autograd/device.h"
 
 #define ST_MAX_HEADER ((uint64_t)100000000)  // the reference implementation's limit (100 MB)
@@ -283,71 +284,6 @@ int64_t s2s_st_numel(const s2s_st_entry *e) {
     int64_t n = 1;
     for (int i = 0; i < e->ndim; i++) n *= e->shape[i];
     return n;
-}
-
-// ---- atomic output ---------------------------------------------------------------------------------
-
-int s2s_fsync_dir(const char *path_in_dir) {
-    char *copy = strdup(path_in_dir);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(copy);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-int s2s_atomic_open(s2s_atomic_file *a, const char *path, char *err, size_t n) {
-    memset(a, 0, sizeof *a);
-    size_t len = strlen(path) + 32;
-    a->tmp = s2s_malloc(len);
-    snprintf(a->tmp, len, "%s.tmp.%d", path, (int)getpid());
-    a->fp = fopen(a->tmp, "wb");
-    if (!a->fp) {
-        int e = errno;
-        free(a->tmp);
-        a->tmp = NULL;
-        return s2s_errf(err, n, "%s: cannot create: %s", path, strerror(e));
-    }
-    a->path = strdup(path);
-    return 0;
-}
-
-void s2s_atomic_abort(s2s_atomic_file *a) {
-    if (a->fp) fclose(a->fp);
-    if (a->tmp) unlink(a->tmp);
-    free(a->tmp);
-    free(a->path);
-    memset(a, 0, sizeof *a);
-}
-
-int s2s_atomic_commit(s2s_atomic_file *a, char *err, size_t n) {
-    int ok = fflush(a->fp) == 0 && fsync(fileno(a->fp)) == 0;
-    int e = errno;
-    ok = fclose(a->fp) == 0 && ok;
-    a->fp = NULL;
-    if (ok && rename(a->tmp, a->path) != 0) { ok = 0; e = errno; }
-    if (!ok) {
-        s2s_errf(err, n, "%s: write failed: %s", a->path, strerror(e ? e : EIO));
-        s2s_atomic_abort(a);
-        return -1;
-    }
-    s2s_fsync_dir(a->path);  // makes the rename durable; a failure here loses nothing already written
-    free(a->tmp);
-    free(a->path);
-    memset(a, 0, sizeof *a);
-    return 0;
-}
-
-int s2s_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t n) {
-    s2s_atomic_file a;
-    if (s2s_atomic_open(&a, path, err, n)) return -1;
-    if (len && fwrite(data, 1, len, a.fp) != len) {
-        int e = errno;
-        s2s_atomic_abort(&a);
-        return s2s_errf(err, n, "%s: write failed: %s", path, strerror(e));
-    }
-    return s2s_atomic_commit(&a, err, n);
 }
 
 // ---- writer ----------------------------------------------------------------------------------------

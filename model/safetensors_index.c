@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../autograd/check.h"
+#include "../base/fs.h"
 
 #define INDEX_MAX_BYTES ((long)256 << 20)
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "autograd/check.h"
+#include "base/fs.h"
 #include "data/hash.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
