@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "base/fs.h"
-#include "data/shard.h"
+#include "data/shard/shard.h"
 #include "shard_h5.h"
 
 #define FLUSH_CHUNKS 4  // stage up to this many chunks before writing
