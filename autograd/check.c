@@ -26,13 +26,3 @@ void *s2s_xrealloc(void *p, size_t n, const char *file, int line) {
     if (!q) s2s_fail(file, line, "realloc", "out of host memory growing to %zu bytes", n);
     return q;
 }
-
-int s2s_errf(char *err, size_t n, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}

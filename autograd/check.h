@@ -3,6 +3,7 @@
 #pragma once
 #include <stdio.h>
 #include <stdlib.h>
+#include "../base/err.h"  // s2s_errf: format a message into err[n] for the caller; returns -1
 
 _Noreturn void s2s_fail(const char *file, int line, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -10,9 +11,6 @@ _Noreturn void s2s_fail(const char *file, int line, const char *what, const char
 // S2S_CHECK(cond, "hint with %d args", x): abort with file:line, the failed condition and the hint.
 #define S2S_CHECK(cond, ...) \
     do { if (!(cond)) s2s_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); } while (0)
-
-// Format a message into err[n] (for functions that report failure to their caller); returns -1.
-int s2s_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // Allocation that never returns NULL.
 void *s2s_xmalloc(size_t n, const char *file, int line);

@@ -116,5 +116,5 @@ void s2s_backward(s2s_ctx *ctx, s2s_tensor *y, const float *dy);
 // in backward: it must stay valid until then (not a loop-local variable).
 typedef void (*s2s_region_fn)(s2s_ctx *ctx, void *user, s2s_tensor **ins, int n_in, s2s_tensor **outs,
                               int n_out);
-void s2s_checkpoint(s2s_ctx *ctx, s2s_region_fn fn, void *user, s2s_tensor **ins, int n_in,
-                    s2s_tensor **outs, int n_out);
+void s2s_recompute(s2s_ctx *ctx, s2s_region_fn fn, void *user, s2s_tensor **ins, int n_in,
+                   s2s_tensor **outs, int n_out);

@@ -1,15 +1,14 @@
 #include "rng.h"
 #include <math.h>
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+#include <string.h>
+#include "../base/mix.h"
 
 void s2s_rng_seed(s2s_rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++) r->s[i] = s2s_mix64(seed += S2S_GOLDEN64);  // splitmix64
+}
+
+void s2s_rng_seed_named(s2s_rng *r, uint64_t seed, const char *name) {
+    s2s_rng_seed(r, seed ^ s2s_fnv1a(S2S_FNV1A_OFFSET, name, strlen(name)));
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -110,8 +110,8 @@ static void region_backward(s2s_ctx *ctx, s2s_node *n) {
     s2s_arena_rewind(&ctx->scratch, mark);
 }
 
-void s2s_checkpoint(s2s_ctx *ctx, s2s_region_fn fn, void *user, s2s_tensor **ins, int n_in,
-                    s2s_tensor **outs, int n_out) {
+void s2s_recompute(s2s_ctx *ctx, s2s_region_fn fn, void *user, s2s_tensor **ins, int n_in,
+                   s2s_tensor **outs, int n_out) {
     S2S_CHECK(!ctx->in_region, "recompute regions do not nest");
     S2S_CHECK(n_out >= 1 && n_out <= S2S_NODE_MAX_OUT, "a region has 1..%d outputs", S2S_NODE_MAX_OUT);
     // Forward: intermediates go to scratch and are dropped; a throwaway tape tells us whether

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "data/loader.h"
-#include "data/logmel.h"
+#include "data/loader/loader.h"
+#include "data/audio/logmel.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -219,7 +219,7 @@ s2s_tensor *s2s_audio_encoder_forward_chunks(s2s_ctx *ctx, const s2s_audio_encod
             s2s_arena_rewind(ctx->cur, mark);
         } else if (m->recompute) {
             s2s_tensor *out[1];
-            s2s_checkpoint(ctx, layer_region, L, (s2s_tensor *[]){h, cu_t}, 2, out, 1);
+            s2s_recompute(ctx, layer_region, L, (s2s_tensor *[]){h, cu_t}, 2, out, 1);
             h = out[0];
         } else {
             h = layer_forward(ctx, L, h, cu_t);

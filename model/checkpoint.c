@@ -3,21 +3,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "../autograd/check.h"
 #include "../autograd/device.h"
+#include "../base/fs.h"
 #include "safetensors_index.h"
 
 #define NAME_MAX_LEN 512
-
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && n) vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
@@ -133,8 +124,8 @@ static int check_item(plan_item *it, const s2s_ckpt_load_opts *o, s2s_ckpt_repor
     const s2s_tensor *t = it->param->t;
     char a[128], b[128];
     if (!e->supported || e->dtype == S2S_I32)
-        return fail(err, n, "%s: tensor '%s' is %s; parameter %s needs F32, BF16 or F16", it->file->path, e->name,
-                    e->dtype_name, it->param->name);
+        return s2s_errf(err, n, "%s: tensor '%s' is %s; parameter %s needs F32, BF16 or F16", it->file->path, e->name,
+                        e->dtype_name, it->param->name);
     bool same = e->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
     it->rows = t->ndim ? t->shape[0] : 1;
@@ -142,9 +133,9 @@ static int check_item(plan_item *it, const s2s_ckpt_load_opts *o, s2s_ckpt_repor
     bool resizable = o->resize_vocab && is_vocab_matrix(it->name) && e->ndim == 2 && t->ndim == 2 &&
                      e->shape[1] == t->shape[1];
     if (!resizable)
-        return fail(err, n, "%s: tensor '%s' has shape %s, but the model's %s is %s", it->file->path, e->name,
-                    shape_str(e->ndim, e->shape, a, sizeof a), it->param->name,
-                    shape_str(t->ndim, t->shape, b, sizeof b));
+        return s2s_errf(err, n, "%s: tensor '%s' has shape %s, but the model's %s is %s", it->file->path, e->name,
+                        shape_str(e->ndim, e->shape, a, sizeof a), it->param->name,
+                        shape_str(t->ndim, t->shape, b, sizeof b));
     it->rows = e->shape[0] < t->shape[0] ? e->shape[0] : t->shape[0];
     if (r)
         list_add(&r->resized, &r->n_resized, "%s: %lld rows in %s, %lld in the model", it->param->name,
@@ -184,8 +175,8 @@ static int check_missing(s2s_params *p, const bool *provided, const s2s_ckpt_sou
     if (!bad) return 0;
     char where[1024];
     sources_str(src, n_src, where, sizeof where);
-    return fail(err, n, "%s: %d model parameter%s missing from the checkpoint: %s%s", where, bad, bad > 1 ? "s are" : " is",
-                names, bad > 4 ? ", ..." : "");
+    return s2s_errf(err, n, "%s: %d model parameter%s missing from the checkpoint: %s%s", where, bad,
+                    bad > 1 ? "s are" : " is", names, bad > 4 ? ", ..." : "");
 }
 
 // Convert rows of a checkpoint tensor into the f32 parameter, through a host staging buffer when the
@@ -237,16 +228,16 @@ int s2s_ckpt_load(s2s_params *p, const s2s_ckpt_source *src, int n_src, const s2
     for (int i = 0; i < n_plan && !rc; i++) {
         plan_item *it = &plan[i];
         if (i > 0 && strcmp(plan[i - 1].name, it->name) == 0) {
-            rc = fail(err, n, "%s: tensor '%s' (model parameter %s) is also in %s", it->file->path, it->e->name,
-                      it->name, plan[i - 1].file->path);
+            rc = s2s_errf(err, n, "%s: tensor '%s' (model parameter %s) is also in %s", it->file->path, it->e->name,
+                          it->name, plan[i - 1].file->path);
             break;
         }
         it->param = find_param(sorted, p->n, it->name);
         if (!it->param) {
             if (tied_embedding(sorted, p->n, it->name)) continue;  // decided once everything else is placed
             if (!o->ignore_unexpected) {
-                rc = fail(err, n, "%s: tensor '%s' is not a parameter of the model (it would be %s)", it->file->path,
-                          it->e->name, it->name);
+                rc = s2s_errf(err, n, "%s: tensor '%s' is not a parameter of the model (it would be %s)",
+                              it->file->path, it->e->name, it->name);
                 break;
             }
             if (r) list_add(&r->unexpected, &r->n_unexpected, "%s (%s)", it->e->name, it->file->path);
@@ -329,7 +320,7 @@ int s2s_ckpt_list(const s2s_ckpt_source *src, int n_src, FILE *out, char *err, s
 
 int s2s_ckpt_save(const s2s_params *p, const char *dir, const s2s_ckpt_save_opts *o, char *err, size_t n) {
     S2S_CHECK(o->dtype == S2S_F32 || o->dtype == S2S_BF16 || o->dtype == S2S_F16, "checkpoints store f32, bf16 or f16");
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fail(err, n, "%s: cannot create: %s", dir, strerror(errno));
+    if (s2s_mkdir_p(dir)) return s2s_errf(err, n, "%s: cannot create: %s", dir, strerror(errno));
     s2s_st_writer w;
     s2s_st_writer_init(&w);
     size_t plen = o->prefix ? strlen(o->prefix) : 0;
@@ -340,7 +331,8 @@ int s2s_ckpt_save(const s2s_params *p, const char *dir, const s2s_ckpt_save_opts
         s2s_st_writer_add_from(&w, q->name + plen, o->dtype, q->t->ndim, q->t->shape, q->t->data, S2S_F32, p->device);
     }
     int rc;
-    if (w.n == 0) rc = fail(err, n, "%s: no parameters%s%s to save", dir, plen ? " under " : "", plen ? o->prefix : "");
+    if (w.n == 0)
+        rc = s2s_errf(err, n, "%s: no parameters%s%s to save", dir, plen ? " under " : "", plen ? o->prefix : "");
     else rc = s2s_st_write_sharded(&w, dir, o->max_shard_bytes, err, n);
     s2s_st_writer_free(&w);
     return rc;

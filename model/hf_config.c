@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "../autograd/check.h"
+#include "../base/fs.h"
 #include "safetensors.h"
 
 #define CONFIG_MAX_BYTES ((long)64 << 20)
@@ -429,7 +430,7 @@ static cJSON *read_json(const char *path, char **file, char *err, size_t n) {
     snprintf(*file, len, dir ? "%s/config.json" : "%s", path);
     FILE *fp = fopen(*file, "rb");
     if (!fp) {
-        snprintf(err, n, "%s: cannot open: %s", *file, strerror(errno));
+        s2s_errf(err, n, "%s: cannot open: %s", *file, strerror(errno));
         return NULL;
     }
     fseek(fp, 0, SEEK_END);
@@ -437,7 +438,7 @@ static cJSON *read_json(const char *path, char **file, char *err, size_t n) {
     fseek(fp, 0, SEEK_SET);
     if (size < 0 || size > CONFIG_MAX_BYTES) {
         fclose(fp);
-        snprintf(err, n, "%s: %ld bytes is not a plausible config.json", *file, size);
+        s2s_errf(err, n, "%s: %ld bytes is not a plausible config.json", *file, size);
         return NULL;
     }
     char *text = s2s_malloc((size_t)size + 1);
@@ -448,9 +449,9 @@ static cJSON *read_json(const char *path, char **file, char *err, size_t n) {
     cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
     if (!j) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        snprintf(err, n, "%s: not valid JSON (near byte %zu)", *file, at);
+        s2s_errf(err, n, "%s: not valid JSON (near byte %zu)", *file, at);
     } else if (!cJSON_IsObject(j)) {
-        snprintf(err, n, "%s: not a JSON object", *file);
+        s2s_errf(err, n, "%s: not a JSON object", *file);
         cJSON_Delete(j);
         j = NULL;
     }

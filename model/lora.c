@@ -7,15 +7,10 @@
 #include "../autograd/check.h"
 #include "../autograd/device.h"
 #include "../autograd/rng.h"
+#include "../base/mix.h"
 #include "qwen3.h"
 
 // ---- forward -----------------------------------------------------------------------------------------
-
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 // Inverted-dropout mask [T, in]: 0 with probability p, else 1/(1-p). A pure function of (seed, stream) so
 // the re-run of a recompute region draws the same mask. Drawn on the host (a device-side generator would
@@ -25,7 +20,7 @@ static s2s_tensor *dropout_mask(s2s_ctx *ctx, const s2s_tensor *x, float p, s2s_
     const int64_t n = s2s_numel(x);
     float *v = ctx->device == S2S_CPU ? m->data : s2s_malloc((size_t)n * sizeof(float));
     s2s_rng r;
-    s2s_rng_seed(&r, mix64(d.seed ^ mix64(d.stream + 0x9e3779b97f4a7c15ull)));
+    s2s_rng_seed(&r, s2s_mix64(d.seed ^ s2s_mix64(d.stream + S2S_GOLDEN64)));
     // 32 random bits per element: p is resolved to 2^-32.
     const uint64_t cut = (uint64_t)ldexp((double)p, 32);
     const float keep = 1.0f / (1.0f - p);
@@ -104,7 +99,7 @@ int s2s_lora_attach(s2s_params *p, s2s_qwen3 *q, const s2s_lora_config *c, uint6
             const int64_t n = c->r * in;
             float *v = s2s_malloc((size_t)n * sizeof(float));
             s2s_rng r;
-            s2s_rng_seed(&r, mix64(seed ^ mix64((uint64_t)l * 4 + (uint64_t)j + 1)));
+            s2s_rng_seed(&r, s2s_mix64(seed ^ s2s_mix64((uint64_t)l * 4 + (uint64_t)j + 1)));
             const double bound = 1.0 / sqrt((double)in);
             for (int64_t i = 0; i < n; i++) v[i] = (float)((2.0 * s2s_rng_uniform(&r) - 1.0) * bound);
             s2s_dev_copy(a->A->device, a->A->data, S2S_CPU, v, (size_t)n * sizeof(float));

@@ -44,19 +44,14 @@ void s2s_omnispeech_free(s2s_omnispeech *m) {
 
 // ---- initialisation ----------------------------------------------------------------------------------
 
-// One generator per tensor, seeded by (seed, name), as qwen3.c does: values do not depend on registration order.
-static void rng_for(s2s_rng *r, uint64_t seed, const char *name) {
-    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-    for (const char *s = name; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    s2s_rng_seed(r, seed ^ h);
-}
-
-// kind 'n': normal(0, a); 'u': uniform(-a, a); 'c': the constant a. Made on the host, copied to the device.
+// One generator per tensor, seeded by (seed, name) as in qwen3.c (s2s_rng_seed_named): values do not depend on
+// registration order. kind 'n': normal(0, a); 'u': uniform(-a, a); 'c': the constant a. Made on the host, copied
+// to the device.
 static void fill(s2s_tensor *t, char kind, double a, uint64_t seed) {
     const int64_t n = s2s_numel(t);
     float *v = s2s_malloc((size_t)(n + 1) * sizeof(float));
     s2s_rng r;
-    rng_for(&r, seed, t->name);
+    s2s_rng_seed_named(&r, seed, t->name);
     if (kind == 'n') s2s_rng_fill_normal(&r, v, n, (float)a);
     else if (kind == 'u')
         for (int64_t i = 0; i < n; i++) v[i] = (float)((2 * s2s_rng_uniform(&r) - 1) * a);
@@ -93,7 +88,7 @@ void s2s_omnispeech_init_weights(s2s_omnispeech *m, uint64_t seed) {
     s2s_qwen3_init(&m->llm, INIT_STD, seed);
     s2s_qwen3_init(&m->tts, INIT_STD, seed);
     s2s_rng r;
-    rng_for(&r, seed, "audio_adapter");
+    s2s_rng_seed_named(&r, seed, "audio_adapter");
     s2s_adapter_init_weights(&m->adapter, &r);
     // nn.Linear's default: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)); nn.LayerNorm 1 / 0.
     fill(m->llm2tts, 'u', 1.0 / sqrt((double)m->cfg.llm.hidden_size), seed);

@@ -90,20 +90,14 @@ s2s_tensor *s2s_qwen3_lm_head(const s2s_qwen3 *q) { return q->lm_head ? q->lm_he
 
 // ---- initialisation ----------------------------------------------------------------------------------
 
-// A generator per tensor, seeded by (seed, HF name): values do not depend on the order of registration,
-// and a model initialised tied or untied, with or without a speaker bridge, shares every common tensor.
-static void rng_for(s2s_rng *r, uint64_t seed, const char *name) {
-    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-    for (const char *s = name; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    s2s_rng_seed(r, seed ^ h);
-}
-
-// Values are made on the host and copied: initialisation runs once, on any device.
+// A generator per tensor, seeded by (seed, HF name) (s2s_rng_seed_named): values do not depend on the order of
+// registration, and a model initialised tied or untied, with or without a speaker bridge, shares every common
+// tensor. Values are made on the host and copied: initialisation runs once, on any device.
 static void init_normal(s2s_tensor *t, float std, uint64_t seed) {
     int64_t n = s2s_numel(t);
     float *v = s2s_malloc((size_t)n * sizeof(float));
     s2s_rng r;
-    rng_for(&r, seed, t->name);
+    s2s_rng_seed_named(&r, seed, t->name);
     s2s_rng_fill_normal(&r, v, n, std);
     s2s_dev_copy(t->device, t->data, S2S_CPU, v, (size_t)n * sizeof(float));
     free(v);
@@ -252,7 +246,7 @@ s2s_tensor *s2s_qwen3_forward(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *x, s
         *c = (layer_call){.q = q, .l = l, .f = *f};
         if (f->recompute) {
             s2s_tensor *ins[3] = {x, pos, cu_seqlens}, *out = NULL;
-            s2s_checkpoint(ctx, layer_region, c, ins, cu_seqlens ? 3 : 2, &out, 1);
+            s2s_recompute(ctx, layer_region, c, ins, cu_seqlens ? 3 : 2, &out, 1);
             x = out;
         } else {
             x = layer_forward(ctx, c, x, pos, cu_seqlens);

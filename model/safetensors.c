@@ -4,25 +4,16 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../autograd/check.h"
+#include "../base/fs.h"
 #include "../autograd/device.h"
 
 #define ST_MAX_HEADER ((uint64_t)100000000)  // the reference implementation's limit (100 MB)
-
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && n) vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 // Every dtype the format defines, with its element size, so files holding tensors s2s never computes
 // with (an I64 buffer, say) still open and list; only loading such a tensor is refused.
@@ -85,41 +76,43 @@ static int cmp_entry(const void *a, const void *b) {
 
 static int parse_entry(const char *p, const cJSON *it, s2s_st_entry *e, span *sp, char *err, size_t n) {
     const char *nm = it->string;
-    if (!cJSON_IsObject(it)) return fail(err, n, "%s: header entry '%s' is not an object", p, nm);
+    if (!cJSON_IsObject(it)) return s2s_errf(err, n, "%s: header entry '%s' is not an object", p, nm);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-    if (!cJSON_IsString(dt)) return fail(err, n, "%s: tensor '%s': 'dtype' is missing or not a string", p, nm);
-    if (!cJSON_IsArray(sh)) return fail(err, n, "%s: tensor '%s': 'shape' is missing or not an array", p, nm);
+    if (!cJSON_IsString(dt)) return s2s_errf(err, n, "%s: tensor '%s': 'dtype' is missing or not a string", p, nm);
+    if (!cJSON_IsArray(sh)) return s2s_errf(err, n, "%s: tensor '%s': 'shape' is missing or not an array", p, nm);
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
-        return fail(err, n, "%s: tensor '%s': 'data_offsets' must be an array [begin, end]", p, nm);
+        return s2s_errf(err, n, "%s: tensor '%s': 'data_offsets' must be an array [begin, end]", p, nm);
     int k = dtype_lookup(dt->valuestring);
-    if (k < 0) return fail(err, n, "%s: tensor '%s': unknown or unsupported dtype '%.20s'", p, nm, dt->valuestring);
+    if (k < 0) return s2s_errf(err, n, "%s: tensor '%s': unknown or unsupported dtype '%.20s'", p, nm, dt->valuestring);
     snprintf(e->dtype_name, sizeof e->dtype_name, "%s", st_dtypes[k].name);
     e->supported = st_dtypes[k].s2s >= 0;
     e->dtype = e->supported ? (s2s_dtype)st_dtypes[k].s2s : S2S_F32;
     e->ndim = cJSON_GetArraySize(sh);
     if (e->ndim > S2S_ST_MAX_DIMS)
-        return fail(err, n, "%s: tensor '%s' has %d dimensions (s2s reads at most %d)", p, nm, e->ndim, S2S_ST_MAX_DIMS);
+        return s2s_errf(err, n, "%s: tensor '%s' has %d dimensions (s2s reads at most %d)", p, nm, e->ndim,
+                        S2S_ST_MAX_DIMS);
     uint64_t numel = 1;
     for (int i = 0; i < e->ndim; i++) {
         uint64_t d;
         if (!json_u64(cJSON_GetArrayItem(sh, i), &d))
-            return fail(err, n, "%s: tensor '%s': shape[%d] is not a non-negative integer", p, nm, i);
-        if (d && numel > UINT64_MAX / d) return fail(err, n, "%s: tensor '%s': shape overflows", p, nm);
+            return s2s_errf(err, n, "%s: tensor '%s': shape[%d] is not a non-negative integer", p, nm, i);
+        if (d && numel > UINT64_MAX / d) return s2s_errf(err, n, "%s: tensor '%s': shape overflows", p, nm);
         e->shape[i] = (int64_t)d;
         numel *= d;
     }
     uint64_t lo, hi;
     if (!json_u64(cJSON_GetArrayItem(off, 0), &lo) || !json_u64(cJSON_GetArrayItem(off, 1), &hi) || hi < lo)
-        return fail(err, n, "%s: tensor '%s': data_offsets must be integers with begin <= end", p, nm);
+        return s2s_errf(err, n, "%s: tensor '%s': data_offsets must be integers with begin <= end", p, nm);
     uint64_t want = numel * (uint64_t)st_dtypes[k].size;
     if (numel && want / numel != (uint64_t)st_dtypes[k].size)
-        return fail(err, n, "%s: tensor '%s': shape overflows", p, nm);
+        return s2s_errf(err, n, "%s: tensor '%s': shape overflows", p, nm);
     if (hi - lo != want)
-        return fail(err, n, "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes, but %llu elements of %s "
-                    "need %llu", p, nm, (unsigned long long)lo, (unsigned long long)hi,
-                    (unsigned long long)(hi - lo), (unsigned long long)numel, e->dtype_name, (unsigned long long)want);
+        return s2s_errf(err, n, "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes, but %llu elements of %s "
+                        "need %llu", p, nm, (unsigned long long)lo, (unsigned long long)hi,
+                        (unsigned long long)(hi - lo), (unsigned long long)numel, e->dtype_name,
+                        (unsigned long long)want);
     e->name = strdup(nm);
     e->nbytes = (size_t)want;
     sp->lo = lo;
@@ -128,14 +121,14 @@ static int parse_entry(const char *p, const cJSON *it, s2s_st_entry *e, span *sp
 }
 
 static int parse_meta(s2s_st_file *f, const cJSON *it, char *err, size_t n) {
-    if (!cJSON_IsObject(it)) return fail(err, n, "%s: __metadata__ is not an object of strings", f->path);
+    if (!cJSON_IsObject(it)) return s2s_errf(err, n, "%s: __metadata__ is not an object of strings", f->path);
     int m = cJSON_GetArraySize(it);
     f->meta_keys = s2s_calloc((size_t)m + 1, sizeof(char *));
     f->meta_vals = s2s_calloc((size_t)m + 1, sizeof(char *));
     const cJSON *kv;
     cJSON_ArrayForEach(kv, it) {
         if (!cJSON_IsString(kv))
-            return fail(err, n, "%s: __metadata__ value '%s' is not a string", f->path, kv->string);
+            return s2s_errf(err, n, "%s: __metadata__ value '%s' is not a string", f->path, kv->string);
         f->meta_keys[f->n_meta] = strdup(kv->string);
         f->meta_vals[f->n_meta++] = strdup(kv->valuestring);
     }
@@ -147,22 +140,23 @@ static int parse_header(s2s_st_file *f, const char *hdr, size_t hlen, size_t dat
     const char *p = f->path;
     size_t at;
     const char *bad = utf8_problem((const unsigned char *)hdr, hlen, &at);
-    if (bad) return fail(err, n, "%s: header contains %s at byte %zu: not a safetensors file", p, bad, at);
-    if (hlen == 0 || hdr[0] != '{') return fail(err, n, "%s: header does not start with '{': not a safetensors file", p);
+    if (bad) return s2s_errf(err, n, "%s: header contains %s at byte %zu: not a safetensors file", p, bad, at);
+    if (hlen == 0 || hdr[0] != '{')
+        return s2s_errf(err, n, "%s: header does not start with '{': not a safetensors file", p);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, hlen, &end, 0);
     if (!root) {
         size_t off = cJSON_GetErrorPtr() && cJSON_GetErrorPtr() >= hdr ? (size_t)(cJSON_GetErrorPtr() - hdr) : 0;
-        return fail(err, n, "%s: header is not valid JSON (near byte %zu of %zu)", p, off, hlen);
+        return s2s_errf(err, n, "%s: header is not valid JSON (near byte %zu of %zu)", p, off, hlen);
     }
     for (const char *q = end; q < hdr + hlen; q++)  // padding after the object may only be whitespace
         if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
             cJSON_Delete(root);
-            return fail(err, n, "%s: header has data after the JSON object (byte %zu)", p, (size_t)(q - hdr));
+            return s2s_errf(err, n, "%s: header has data after the JSON object (byte %zu)", p, (size_t)(q - hdr));
         }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return fail(err, n, "%s: header is not a JSON object", p);
+        return s2s_errf(err, n, "%s: header is not a JSON object", p);
     }
     int cnt = cJSON_GetArraySize(root);
     f->entries = s2s_calloc((size_t)cnt + 1, sizeof *f->entries);
@@ -171,7 +165,7 @@ static int parse_header(s2s_st_file *f, const char *hdr, size_t hlen, size_t dat
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
         if (strcmp(it->string, "__metadata__") == 0) {
-            if (f->meta_keys) { rc = fail(err, n, "%s: __metadata__ appears twice", p); break; }
+            if (f->meta_keys) { rc = s2s_errf(err, n, "%s: __metadata__ appears twice", p); break; }
             if ((rc = parse_meta(f, it, err, n))) break;
             continue;
         }
@@ -187,20 +181,20 @@ static int parse_header(s2s_st_file *f, const char *hdr, size_t hlen, size_t dat
     for (int i = 0; i < f->n && !rc; i++) {
         const char *nm = f->entries[sp[i].idx].name;
         if (sp[i].hi > data_len)
-            rc = fail(err, n, "%s: tensor '%s' ends at byte %llu of the data, past its end (%zu bytes): the file is "
-                      "truncated or the offsets are wrong", p, nm, (unsigned long long)sp[i].hi, data_len);
+            rc = s2s_errf(err, n, "%s: tensor '%s' ends at byte %llu of the data, past its end (%zu bytes): the file "
+                          "is truncated or the offsets are wrong", p, nm, (unsigned long long)sp[i].hi, data_len);
         else if (sp[i].lo < pos)
-            rc = fail(err, n, "%s: tensor '%s' (data_offsets [%llu, %llu]) overlaps the tensor before it, which "
-                      "ends at %llu", p, nm, (unsigned long long)sp[i].lo, (unsigned long long)sp[i].hi,
-                      (unsigned long long)pos);
+            rc = s2s_errf(err, n, "%s: tensor '%s' (data_offsets [%llu, %llu]) overlaps the tensor before it, which "
+                          "ends at %llu", p, nm, (unsigned long long)sp[i].lo, (unsigned long long)sp[i].hi,
+                          (unsigned long long)pos);
         else if (sp[i].lo > pos)
-            rc = fail(err, n, "%s: gap in the data before tensor '%s': it begins at byte %llu, the previous tensor "
-                      "ends at %llu", p, nm, (unsigned long long)sp[i].lo, (unsigned long long)pos);
+            rc = s2s_errf(err, n, "%s: gap in the data before tensor '%s': it begins at byte %llu, the previous tensor "
+                          "ends at %llu", p, nm, (unsigned long long)sp[i].lo, (unsigned long long)pos);
         pos = sp[i].hi;
     }
     if (!rc && pos != data_len)
-        rc = fail(err, n, "%s: the tensors cover %llu bytes but the data region holds %zu: offsets are wrong or the "
-                  "file has trailing bytes", p, (unsigned long long)pos, data_len);
+        rc = s2s_errf(err, n, "%s: the tensors cover %llu bytes but the data region holds %zu: offsets are wrong or "
+                      "the file has trailing bytes", p, (unsigned long long)pos, data_len);
     const char *data = hdr + hlen;
     for (int i = 0; i < f->n && !rc; i++) f->entries[sp[i].idx].data = data + sp[i].lo;
     free(sp);
@@ -208,7 +202,7 @@ static int parse_header(s2s_st_file *f, const char *hdr, size_t hlen, size_t dat
     qsort(f->entries, (size_t)f->n, sizeof *f->entries, cmp_entry);
     for (int i = 1; i < f->n; i++)
         if (strcmp(f->entries[i - 1].name, f->entries[i].name) == 0)
-            return fail(err, n, "%s: tensor '%s' appears twice in the header", p, f->entries[i].name);
+            return s2s_errf(err, n, "%s: tensor '%s' appears twice in the header", p, f->entries[i].name);
     return 0;
 }
 
@@ -216,16 +210,17 @@ int s2s_st_open(s2s_st_file *f, const char *path, char *err, size_t n) {
     memset(f, 0, sizeof *f);
     f->path = strdup(path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { fail(err, n, "%s: cannot open: %s", path, strerror(errno)); goto bad; }
+    if (fd < 0) { s2s_errf(err, n, "%s: cannot open: %s", path, strerror(errno)); goto bad; }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        fail(err, n, "%s: not a regular file", path);
+        s2s_errf(err, n, "%s: not a regular file", path);
         goto bad;
     }
     if (st.st_size < 8) {
         close(fd);
-        fail(err, n, "%s: %lld bytes is too short for a safetensors file (truncated?)", path, (long long)st.st_size);
+        s2s_errf(err, n, "%s: %lld bytes is too short for a safetensors file (truncated?)", path,
+                 (long long)st.st_size);
         goto bad;
     }
     f->map_len = (size_t)st.st_size;
@@ -233,20 +228,20 @@ int s2s_st_open(s2s_st_file *f, const char *path, char *err, size_t n) {
     close(fd);
     if (f->map == MAP_FAILED) {
         f->map = NULL;
-        fail(err, n, "%s: mmap failed: %s", path, strerror(errno));
+        s2s_errf(err, n, "%s: mmap failed: %s", path, strerror(errno));
         goto bad;
     }
     const unsigned char *b = f->map;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];  // little-endian on any host
     if (hlen > ST_MAX_HEADER) {
-        fail(err, n, "%s: header length %llu is over the 100 MB limit: not a safetensors file", path,
-             (unsigned long long)hlen);
+        s2s_errf(err, n, "%s: header length %llu is over the 100 MB limit: not a safetensors file", path,
+                 (unsigned long long)hlen);
         goto bad;
     }
     if (hlen > f->map_len - 8) {
-        fail(err, n, "%s: header length %llu is larger than the rest of the file (%zu bytes): truncated or not a "
-             "safetensors file", path, (unsigned long long)hlen, f->map_len - 8);
+        s2s_errf(err, n, "%s: header length %llu is larger than the rest of the file (%zu bytes): truncated or not a "
+                 "safetensors file", path, (unsigned long long)hlen, f->map_len - 8);
         goto bad;
     }
     if (parse_header(f, (const char *)b + 8, (size_t)hlen, f->map_len - 8 - (size_t)hlen, err, n)) goto bad;
@@ -289,71 +284,6 @@ int64_t s2s_st_numel(const s2s_st_entry *e) {
     int64_t n = 1;
     for (int i = 0; i < e->ndim; i++) n *= e->shape[i];
     return n;
-}
-
-// ---- atomic output ---------------------------------------------------------------------------------
-
-int s2s_fsync_dir(const char *path_in_dir) {
-    char *copy = strdup(path_in_dir);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(copy);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-int s2s_atomic_open(s2s_atomic_file *a, const char *path, char *err, size_t n) {
-    memset(a, 0, sizeof *a);
-    size_t len = strlen(path) + 32;
-    a->tmp = s2s_malloc(len);
-    snprintf(a->tmp, len, "%s.tmp.%d", path, (int)getpid());
-    a->fp = fopen(a->tmp, "wb");
-    if (!a->fp) {
-        int e = errno;
-        free(a->tmp);
-        a->tmp = NULL;
-        return fail(err, n, "%s: cannot create: %s", path, strerror(e));
-    }
-    a->path = strdup(path);
-    return 0;
-}
-
-void s2s_atomic_abort(s2s_atomic_file *a) {
-    if (a->fp) fclose(a->fp);
-    if (a->tmp) unlink(a->tmp);
-    free(a->tmp);
-    free(a->path);
-    memset(a, 0, sizeof *a);
-}
-
-int s2s_atomic_commit(s2s_atomic_file *a, char *err, size_t n) {
-    int ok = fflush(a->fp) == 0 && fsync(fileno(a->fp)) == 0;
-    int e = errno;
-    ok = fclose(a->fp) == 0 && ok;
-    a->fp = NULL;
-    if (ok && rename(a->tmp, a->path) != 0) { ok = 0; e = errno; }
-    if (!ok) {
-        fail(err, n, "%s: write failed: %s", a->path, strerror(e ? e : EIO));
-        s2s_atomic_abort(a);
-        return -1;
-    }
-    s2s_fsync_dir(a->path);  // makes the rename durable; a failure here loses nothing already written
-    free(a->tmp);
-    free(a->path);
-    memset(a, 0, sizeof *a);
-    return 0;
-}
-
-int s2s_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t n) {
-    s2s_atomic_file a;
-    if (s2s_atomic_open(&a, path, err, n)) return -1;
-    if (len && fwrite(data, 1, len, a.fp) != len) {
-        int e = errno;
-        s2s_atomic_abort(&a);
-        return fail(err, n, "%s: write failed: %s", path, strerror(e));
-    }
-    return s2s_atomic_commit(&a, err, n);
 }
 
 // ---- writer ----------------------------------------------------------------------------------------
@@ -491,7 +421,7 @@ int s2s_st_writer_write(s2s_st_writer *w, const char *path, char *err, size_t n)
     free(order);
     if (!ok) {
         s2s_atomic_abort(&a);
-        return fail(err, n, "%s: write failed: %s", path, strerror(e ? e : EIO));
+        return s2s_errf(err, n, "%s: write failed: %s", path, strerror(e ? e : EIO));
     }
     return s2s_atomic_commit(&a, err, n);
 }

@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
-#include <stdio.h>
 #include "../autograd/tensor.h"
 
 #define S2S_ST_MAX_DIMS 8  // what the reader accepts; loading into a tensor needs <= S2S_MAX_DIMS
@@ -42,8 +41,7 @@ const s2s_st_entry *s2s_st_find(const s2s_st_file *f, const char *name);  // bin
 const char *s2s_st_meta(const s2s_st_file *f, const char *key);           // NULL if absent
 int64_t s2s_st_numel(const s2s_st_entry *e);
 
-// Writer: collect tensors, then write atomically (temporary file, fsync, rename, fsync of the directory).
-// Data is not copied: keep it alive until the write. Tensors are laid out largest element size first so
+// Writer: collect tensors, then write atomically (base/fs.h: temporary file, fsync, rename, fsync of the directory).
 // that every tensor starts aligned to its element size (as the reference writer does).
 typedef struct s2s_st_wentry {
     char *name;
@@ -75,17 +73,3 @@ void s2s_st_writer_meta(s2s_st_writer *w, const char *key, const char *val);  //
 size_t s2s_st_writer_data_bytes(const s2s_st_writer *w);
 int s2s_st_writer_write(s2s_st_writer *w, const char *path, char *err, size_t errlen);
 void s2s_st_writer_free(s2s_st_writer *w);
-
-// ---- atomic file output (safetensors files, index.json and config.json all go through it) -------------
-// s2s_atomic_open creates "<path>.tmp.<pid>"; s2s_atomic_commit flushes, fsyncs, renames it over path and
-// fsyncs the directory, so a crash leaves either the old file or the complete new one.
-typedef struct s2s_atomic_file {
-    FILE *fp;
-    char *path, *tmp;
-} s2s_atomic_file;
-
-int s2s_atomic_open(s2s_atomic_file *a, const char *path, char *err, size_t errlen);
-int s2s_atomic_commit(s2s_atomic_file *a, char *err, size_t errlen);
-void s2s_atomic_abort(s2s_atomic_file *a);  // removes the temporary file
-int s2s_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
-int s2s_fsync_dir(const char *path_in_dir);  // fsync the directory holding path; 0 on success

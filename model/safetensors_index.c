@@ -2,23 +2,14 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../autograd/check.h"
+#include "../base/fs.h"
 
 #define INDEX_MAX_BYTES ((long)256 << 20)
-
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && n) vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static char *join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -57,19 +48,19 @@ static int open_single(s2s_st_dir *d, const char *file, char *err, size_t n) {
 
 static char *read_text(const char *path, char *err, size_t n) {
     FILE *fp = fopen(path, "rb");
-    if (!fp) { fail(err, n, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (!fp) { s2s_errf(err, n, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     fseek(fp, 0, SEEK_END);
     long len = ftell(fp);
     fseek(fp, 0, SEEK_SET);
     if (len < 0 || len > INDEX_MAX_BYTES) {
         fclose(fp);
-        fail(err, n, "%s: %ld bytes is not a plausible index file", path, len);
+        s2s_errf(err, n, "%s: %ld bytes is not a plausible index file", path, len);
         return NULL;
     }
     char *buf = s2s_malloc((size_t)len + 1);
     size_t got = fread(buf, 1, (size_t)len, fp);
     fclose(fp);
-    if (got != (size_t)len) { free(buf); fail(err, n, "%s: read failed", path); return NULL; }
+    if (got != (size_t)len) { free(buf); s2s_errf(err, n, "%s: read failed", path); return NULL; }
     buf[len] = 0;
     return buf;
 }
@@ -93,25 +84,28 @@ static int open_index(s2s_st_dir *d, const char *index, char *err, size_t n) {
     int n_shards = 0;
     char *base = dir_of(index);
     const cJSON *wm = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
-    if (!cJSON_IsObject(root)) { rc = fail(err, n, "%s: not a JSON object", index); goto done; }
-    if (!cJSON_IsObject(wm)) { rc = fail(err, n, "%s: 'weight_map' is missing or not an object", index); goto done; }
+    if (!cJSON_IsObject(root)) { rc = s2s_errf(err, n, "%s: not a JSON object", index); goto done; }
+    if (!cJSON_IsObject(wm)) {
+        rc = s2s_errf(err, n, "%s: 'weight_map' is missing or not an object", index);
+        goto done;
+    }
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
     if (meta && !cJSON_IsObject(meta) && !cJSON_IsNull(meta)) {
-        rc = fail(err, n, "%s: 'metadata' is not an object", index);
+        rc = s2s_errf(err, n, "%s: 'metadata' is not an object", index);
         goto done;
     }
     int cnt = cJSON_GetArraySize(wm);
-    if (cnt == 0) { rc = fail(err, n, "%s: 'weight_map' is empty", index); goto done; }
+    if (cnt == 0) { rc = s2s_errf(err, n, "%s: 'weight_map' is empty", index); goto done; }
     shards = s2s_calloc((size_t)cnt, sizeof *shards);
     const cJSON *it;
     cJSON_ArrayForEach(it, wm) {
         if (!cJSON_IsString(it)) {
-            rc = fail(err, n, "%s: weight_map['%s'] is not a file name", index, it->string);
+            rc = s2s_errf(err, n, "%s: weight_map['%s'] is not a file name", index, it->string);
             goto done;
         }
         if (!safe_shard_name(it->valuestring)) {
-            rc = fail(err, n, "%s: weight_map['%s'] = '%.200s' is not a file inside the checkpoint directory", index,
-                      it->string, it->valuestring);
+            rc = s2s_errf(err, n, "%s: weight_map['%s'] = '%.200s' is not a file inside the checkpoint directory",
+                          index, it->string, it->valuestring);
             goto done;
         }
         shards[n_shards++] = it->valuestring;
@@ -127,7 +121,7 @@ static int open_index(s2s_st_dir *d, const char *index, char *err, size_t n) {
         char sub[1024];
         int r = s2s_st_open(&d->files[i], p, sub, sizeof sub);
         free(p);
-        if (r) { rc = fail(err, n, "%s (a shard listed in %s)", sub, index); goto done; }
+        if (r) { rc = s2s_errf(err, n, "%s (a shard listed in %s)", sub, index); goto done; }
         d->n_files++;
     }
     d->refs = s2s_calloc((size_t)cnt, sizeof *d->refs);
@@ -136,8 +130,8 @@ static int open_index(s2s_st_dir *d, const char *index, char *err, size_t n) {
         int fi = (int)(hit - (const char **)shards);
         const s2s_st_entry *e = s2s_st_find(&d->files[fi], it->string);
         if (!e) {
-            rc = fail(err, n, "%s: lists tensor '%s' in %s, but that shard has no such tensor", index, it->string,
-                      d->files[fi].path);
+            rc = s2s_errf(err, n, "%s: lists tensor '%s' in %s, but that shard has no such tensor", index, it->string,
+                          d->files[fi].path);
             goto done;
         }
         d->refs[d->n++] = (s2s_st_ref){e, fi};
@@ -145,7 +139,7 @@ static int open_index(s2s_st_dir *d, const char *index, char *err, size_t n) {
     qsort(d->refs, (size_t)d->n, sizeof *d->refs, cmp_ref);
     for (int i = 1; i < d->n; i++)
         if (strcmp(d->refs[i - 1].e->name, d->refs[i].e->name) == 0) {
-            rc = fail(err, n, "%s: tensor '%s' is listed twice in weight_map", index, d->refs[i].e->name);
+            rc = s2s_errf(err, n, "%s: tensor '%s' is listed twice in weight_map", index, d->refs[i].e->name);
             goto done;
         }
     // Shards may hold nothing the index does not know about: such a tensor would silently be ignored.
@@ -154,8 +148,8 @@ static int open_index(s2s_st_dir *d, const char *index, char *err, size_t n) {
             const s2s_st_file *file = NULL;
             const s2s_st_entry *e = s2s_st_dir_find(d, d->files[f].entries[i].name, &file);
             if (!e || file != &d->files[f]) {
-                rc = fail(err, n, "%s: holds tensor '%s', which %s does not map to it", d->files[f].path,
-                          d->files[f].entries[i].name, index);
+                rc = s2s_errf(err, n, "%s: holds tensor '%s', which %s does not map to it", d->files[f].path,
+                              d->files[f].entries[i].name, index);
                 goto done;
             }
         }
@@ -172,12 +166,12 @@ int s2s_st_dir_open(s2s_st_dir *d, const char *path, char *err, size_t n) {
     struct stat st;
     int rc;
     if (stat(path, &st) != 0) {
-        rc = fail(err, n, "%s: cannot open: %s", path, strerror(errno));
+        rc = s2s_errf(err, n, "%s: cannot open: %s", path, strerror(errno));
     } else if (S_ISDIR(st.st_mode)) {
         char *single = join(path, S2S_ST_SINGLE_NAME), *index = join(path, S2S_ST_INDEX_NAME);
         if (is_file(single)) rc = open_single(d, single, err, n);
         else if (is_file(index)) rc = open_index(d, index, err, n);
-        else rc = fail(err, n, "%s: holds neither %s nor %s", path, S2S_ST_SINGLE_NAME, S2S_ST_INDEX_NAME);
+        else rc = s2s_errf(err, n, "%s: holds neither %s nor %s", path, S2S_ST_SINGLE_NAME, S2S_ST_INDEX_NAME);
         free(single);
         free(index);
     } else {
@@ -272,7 +266,7 @@ static int write_part(const s2s_st_writer *w, const int *shard_of, int s, const 
 
 int s2s_st_write_sharded(s2s_st_writer *w, const char *dir, size_t max_shard, char *err, size_t n) {
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return fail(err, n, "%s: not a directory", dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return s2s_errf(err, n, "%s: not a directory", dir);
     // Sorted by name: duplicates are caught before anything is written, and the index lists tensors in
     // sorted order as transformers writes it.
     const s2s_st_wentry **order = s2s_malloc(((size_t)w->n + 1) * sizeof *order);

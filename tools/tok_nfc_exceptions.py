@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Finds the code points where HF `tokenizers`' NFC differs from utf8proc's, and prints them as the C table
-in data/tok_nfc_table.c.
+in data/tokenizer/tok_nfc_table.c.
 
 HF normalises with the `unicode-normalization-alignments` crate, whose Unicode data is older than
 utf8proc's: combining marks added since then have canonical combining class 0 there (so they block
@@ -9,7 +9,7 @@ inert starter, so s2s reproduces HF by normalising the text between such code po
 X unchanged. This script probes each code point in the contexts where the two libraries can disagree and
 lists the ones that need that treatment; re-run it when `tokenizers` or utf8proc changes.
 
-usage: python3 tools/tok_nfc_exceptions.py > data/tok_nfc_table.c
+usage: python3 tools/tok_nfc_exceptions.py > data/tokenizer/tok_nfc_table.c
 """
 import ctypes
 import ctypes.util

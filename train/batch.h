@@ -1,10 +1,10 @@
-// batch.h — a loader batch (data/loader.h: plain ragged arrays) as a model batch (model/omnispeech.h): the one
+// batch.h — a loader batch (data/loader/loader.h: plain ragged arrays) as a model batch (model/omnispeech.h): the one
 // conversion between the data library and the model. The host arrays are copied, so a step can hold all its
 // micro-batches (their token counts normalise the step) while the loader moves on; the log-mel goes to the
 // device when the micro-batch runs.
 #pragma once
 #include <stdint.h>
-#include "data/loader.h"
+#include "data/loader/loader.h"
 #include "model/omnispeech.h"
 
 typedef struct s2s_train_batch {

@@ -160,7 +160,7 @@ static int run(int argc, char **argv) {
         s2s_tensor *x = s2s_embedding(ctx, ids, m.emb);  // x [T, dim]
         for (int l = 0; l < c.n_layers; l++) {
             s2s_tensor *out[1];
-            s2s_checkpoint(ctx, block_forward, &blocks[l], &x, 1, out, 1);
+            s2s_recompute(ctx, block_forward, &blocks[l], &x, 1, out, 1);
             x = out[0];
         }
         x = s2s_rmsnorm(ctx, x, m.norm, c.eps);

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include "base/fs.h"
 #include "cli.h"
 #include "model/checkpoint.h"
 #include "model/hf_config.h"
@@ -54,7 +54,7 @@ static int run(int argc, char **argv) {
         fprintf(stderr, "s2s init: %s\n", err);
         return 1;
     }
-    if (mkdir(out, 0755) && errno != EEXIST) {
+    if (s2s_mkdir_p(out)) {
         fprintf(stderr, "s2s init: cannot create %s: %s\n", out, strerror(errno));
         return 1;
     }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "data/shard.h"
+#include "data/shard/shard.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: s2s inspect SHARD.h5 [--sample I|all] [--json]\n"

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <time.h>
 #include "cli.h"
-#include "data/audio.h"
-#include "data/logmel.h"
+#include "data/audio/audio.h"
+#include "data/audio/logmel.h"
 #include "model/safetensors.h"
 
 static void usage(FILE *f) {
@@ -30,7 +30,7 @@ static double now_s(void) {
 static int run(int argc, char **argv) {
     const char *audio = NULL, *out = NULL;
     int pad30 = 0, with_audio = 0, bench = 0;
-    if (argc == 2 && !strcmp(argv[1], "--find-wisdom")) {  // for maintainers: see mel_wisdom in data/logmel.c
+    if (argc == 2 && !strcmp(argv[1], "--find-wisdom")) {  // for maintainers: see mel_wisdom in data/audio/logmel.c
         char *w = s2s_logmel_find_wisdom();
         if (!w) {
             fprintf(stderr, "s2s mel: FFTW could not plan the transform\n");

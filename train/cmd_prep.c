@@ -1,11 +1,11 @@
 // cmd_prep.c — `s2s prep`: OpenS2S JSONL manifests (and the stage-1 / stage-2a record forms) to HDF5 shards.
-// The work is data/prep.h's; this file is the command line. docs/prep.md describes the records and the output.
+// The work is data/prep/prep.h's; this file is the command line. docs/prep.md describes the records and the output.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "data/prep.h"
+#include "data/prep/prep.h"
 
 #define PREP_MAX_LIST 1024
 

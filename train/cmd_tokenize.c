@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include "cli.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 static void usage(FILE *f) {
     fprintf(f,

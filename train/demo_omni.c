@@ -8,7 +8,7 @@
 #include <string.h>
 #include "autograd/check.h"
 #include "autograd/rng.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 #include "demo.h"
 #include "metrics.h"
 #include "model/omnispeech.h"

@@ -2,50 +2,15 @@
 #include "run_checkpoint.h"
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include "autograd/check.h"
+#include "base/fs.h"
 #include "data/hash.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
-
-static int fsync_path(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-int s2s_mkdir_p(const char *path) {
-    char tmp[8192];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
-static int rm_rf(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[8192];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rm_rf(sub);
-    }
-    closedir(d);
-    return rmdir(path);
-}
 
 // The files a checkpoint holds besides trainer.json, relative to its directory.
 static const char *const FILES_SUB[] = {"model", "optimizer", "aux"};
@@ -65,12 +30,12 @@ static int hash_dir(const char *dir, const char *sub, cJSON *obj, char *err, siz
         if (snprintf(f, sizeof f, "%s/%s", path, e->d_name) >= (int)sizeof f) continue;
         snprintf(rel, sizeof rel, "%s/%s", sub, e->d_name);
         s2s_derr de;
-        if (fsync_path(f)) rc = s2s_errf(err, errlen, "%s: fsync failed: %s", f, strerror(errno));
+        if (s2s_fsync_path(f)) rc = s2s_errf(err, errlen, "%s: fsync failed: %s", f, strerror(errno));
         else if (s2s_sha256_file(f, hex, &de)) rc = s2s_errf(err, errlen, "%s", de.msg);
         else cJSON_AddStringToObject(obj, rel, hex);
     }
     closedir(d);
-    if (!rc && fsync_path(path)) rc = s2s_errf(err, errlen, "%s: fsync failed", path);
+    if (!rc && s2s_fsync_path(path)) rc = s2s_errf(err, errlen, "%s: fsync failed", path);
     return rc;
 }
 
@@ -136,7 +101,7 @@ static void remove_leftovers(const char *ckdir) {
         char p[8192];
         if (snprintf(p, sizeof p, "%s/%s", ckdir, e->d_name) >= (int)sizeof p) continue;
         fprintf(stderr, "s2s train: removing the incomplete checkpoint %s\n", p);
-        rm_rf(p);
+        s2s_rm_rf(p);
     }
     closedir(d);
 }
@@ -147,7 +112,7 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
     snprintf(tmp, sizeof tmp, "%s/.tmp-step_%08lld", ckdir, (long long)s->step);
     snprintf(fin, sizeof fin, "%s/step_%08lld", ckdir, (long long)s->step);
     if (s2s_mkdir_p(ckdir)) return s2s_errf(err, errlen, "%s: cannot create: %s", ckdir, strerror(errno));
-    rm_rf(tmp);
+    s2s_rm_rf(tmp);
     snprintf(p, sizeof p, "%s/optimizer", tmp);
     if (s2s_mkdir_p(p)) return s2s_errf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
     snprintf(p, sizeof p, "%s/model", tmp);
@@ -172,17 +137,17 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
     int rc = s2s_write_file_atomic(p, js, strlen(js), err, errlen);
     free(js);
     if (rc) return -1;
-    if (fsync_path(tmp)) return s2s_errf(err, errlen, "%s: fsync failed", tmp);
+    if (s2s_fsync_path(tmp)) return s2s_errf(err, errlen, "%s: fsync failed", tmp);
     // A checkpoint of this step already there (a rerun of the same step after a resume): replaced whole.
     struct stat st;
     if (!stat(fin, &st)) {
         char old[8600];
         snprintf(old, sizeof old, "%s/.tmp-old-step_%08lld", ckdir, (long long)s->step);
         if (rename(fin, old)) return s2s_errf(err, errlen, "%s: cannot move aside: %s", fin, strerror(errno));
-        rm_rf(old);
+        s2s_rm_rf(old);
     }
     if (rename(tmp, fin)) return s2s_errf(err, errlen, "%s: cannot rename to %s: %s", tmp, fin, strerror(errno));
-    if (fsync_path(ckdir)) return s2s_errf(err, errlen, "%s: fsync failed", ckdir);
+    if (s2s_fsync_path(ckdir)) return s2s_errf(err, errlen, "%s: fsync failed", ckdir);
     char name[64];
     int nl = snprintf(name, sizeof name, "step_%08lld\n", (long long)s->step);
     snprintf(p, sizeof p, "%s/latest", ckdir);
@@ -192,7 +157,7 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
     int n = list_steps(ckdir, &steps);
     for (int i = s->keep; i < n; i++) {
         snprintf(p, sizeof p, "%s/step_%08lld", ckdir, (long long)steps[i]);
-        rm_rf(p);
+        s2s_rm_rf(p);
     }
     free(steps);
     return 0;

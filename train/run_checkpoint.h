@@ -40,5 +40,3 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen);
 int s2s_runckpt_find(const char *run_dir, const char *resume, char *dir, size_t dirlen, char *err, size_t errlen);
 // trainer.json of dir, its checksums verified against the files. NULL on error.
 cJSON *s2s_runckpt_read(const char *dir, char *err, size_t errlen);
-// mkdir -p; 0 on success.
-int s2s_mkdir_p(const char *path);

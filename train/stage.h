@@ -4,7 +4,7 @@
 #pragma once
 #include <stdbool.h>
 #include "batch.h"
-#include "data/shard.h"
+#include "data/shard/shard.h"
 #include "model/omnispeech.h"
 #include "recipe.h"
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "autograd/check.h"
 #include "grad_sync.h"
+#include "base/fs.h"
 #include "run_checkpoint.h"
 #include "trainer_internal.h"
 
@@ -74,24 +75,22 @@ static void truncate_metrics(const char *path, int64_t step) {
     FILE *f = fopen(path, "r");
     if (!f) return;
     char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) { fclose(f); return; }
-    FILE *o = fopen(tmp, "w");
+    s2s_atomic_file o;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp || s2s_atomic_open_tmp(&o, path, tmp, NULL, 0)) {
+        fclose(f);
+        return;
+    }
     char *line = NULL;
     size_t cap = 0;
-    while (o && getline(&line, &cap, f) > 0) {
+    while (getline(&line, &cap, f) > 0) {
         long long s = -1;
         const char *k = strstr(line, "\"step\": ");
         if (k) s = strtoll(k + 8, NULL, 10);
-        if (s >= 0 && s <= step) fputs(line, o);
+        if (s >= 0 && s <= step) fputs(line, o.fp);
     }
     free(line);
     fclose(f);
-    if (o) {
-        fflush(o);
-        fsync(fileno(o));
-        fclose(o);
-        rename(tmp, path);
-    }
+    s2s_atomic_commit(&o, NULL, 0);
 }
 
 // ---- one step -------------------------------------------------------------------------------------------------

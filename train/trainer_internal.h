@@ -2,7 +2,7 @@
 #pragma once
 #include <cjson/cJSON.h>
 #include "autograd/ctx.h"
-#include "data/loader.h"
+#include "data/loader/loader.h"
 #include "metrics.h"
 #include "model/omnispeech.h"
 #include "optim.h"

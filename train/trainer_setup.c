@@ -9,8 +9,9 @@
 #include <sys/stat.h>
 #include "autograd/check.h"
 #include "autograd/rng.h"
+#include "base/fs.h"
 #include "data/hash.h"
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 #include "model/checkpoint.h"
 #include "model/lora.h"
 #include "model/vocab_resize.h"

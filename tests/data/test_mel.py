@@ -248,7 +248,7 @@ def main():
         # extractor's torch path uses every core by default; per core is the comparison that holds on any machine),
         # then both at their default thread counts for the record. transformers always transforms the whole
         # padded 30 s; s2s transforms the audio and skips the padding, so the ratio falls with the length: >= 10x
-        # holds for utterances up to ~20 s, 30 s of dense audio is ~7x (double-precision FFT; see data/logmel.c).
+        # holds for utterances up to ~20 s, 30 s of dense audio is ~7x (double-precision FFT; see data/audio/logmel.c).
         # The FFT plan: the built-in wisdom where this FFTW build can run it, else FFTW_ESTIMATE's; either way fixed.
         r = subprocess.run([S2S, "mel", "--audio", P("speech.wav"), "--out", P("plan.safetensors"), "--bench", "1"],
                            capture_output=True, text=True)

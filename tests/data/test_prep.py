@@ -124,7 +124,7 @@ def run_tests(tmp, tok, tts):
     }
     for name, x in pcm.items():
         write_wav(os.path.join(audio_dir, name), x)
-    # 24 kHz stereo: resampled and down-mixed by prep; checked by length (data/audio.c has its own tests).
+    # 24 kHz stereo: resampled and down-mixed by prep; checked by length (data/audio/audio.c has its own tests).
     write_wav(os.path.join(audio_dir, "c24.wav"), rng.integers(-9000, 9000, (19200, 2)), rate=24000)
     spk = rng.standard_normal((1, 1, 512)).astype(np.float32)
     np.save(os.path.join(audio_dir, "spk.npy"), spk)

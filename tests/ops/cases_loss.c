@@ -61,14 +61,14 @@ static void region_kl(s2s_ctx *ctx, void *user, s2s_tensor **ins, int n_in, s2s_
 static void case_ce_fused_region(oc_case *c) {
     s2s_tensor *ins[3] = {oc_in(c, "h"), oc_in(c, "w"), oc_in(c, "labels")}, *outs[1];
     ins[0]->requires_grad = true;
-    s2s_checkpoint(c->ctx, region_ce, NULL, ins, 3, outs, 1);
+    s2s_recompute(c->ctx, region_ce, NULL, ins, 3, outs, 1);
     c->out[0] = outs[0];
     c->n_out = 1;
 }
 static void case_kl_fused_region(oc_case *c) {
     s2s_tensor *ins[4] = {oc_in(c, "h_s"), oc_in(c, "h_t"), oc_in(c, "w"), oc_in(c, "mask")}, *outs[1];
     ins[0]->requires_grad = true;
-    s2s_checkpoint(c->ctx, region_kl, NULL, ins, 4, outs, 1);
+    s2s_recompute(c->ctx, region_kl, NULL, ins, 4, outs, 1);
     c->out[0] = outs[0];
     c->n_out = 1;
 }

@@ -253,7 +253,7 @@ static region_run run_blocks(bool regions, const float *dy) {
     for (int i = 0; i < NBLK; i++) {
         if (regions) {
             s2s_tensor *out;
-            s2s_checkpoint(ctx, block_region, &bp[i], &h, 1, &out, 1);
+            s2s_recompute(ctx, block_region, &bp[i], &h, 1, &out, 1);
             h = out;
         } else h = block_forward(ctx, &bp[i], h);
     }
@@ -385,7 +385,7 @@ static void test_arena(int *fails) {
         h = block_forward(ctx, &bp[0], h);
         for (int i = 1; i < NBLK; i++) {
             s2s_tensor *out;
-            s2s_checkpoint(ctx, block_region, &bp[i], &h, 1, &out, 1);
+            s2s_recompute(ctx, block_region, &bp[i], &h, 1, &out, 1);
             h = out;
         }
         s2s_backward(ctx, h, dy);
@@ -435,7 +435,7 @@ static void test_no_grad(int *fails) {
     s2s_no_grad_end(ctx);
     s2s_tensor *y2 = s2s_linear(ctx, y1, w2, NULL);  // still inside the outer scope
     s2s_tensor *ro;
-    s2s_checkpoint(ctx, block_region, &bp[0], &h, 1, &ro, 1);
+    s2s_recompute(ctx, block_region, &bp[0], &h, 1, &ro, 1);
     s2s_no_grad_end(ctx);
     EXPECT(fails, ctx->stats.nodes_recorded == 0 && ctx->tape.n == 0, "no_grad recorded %lld nodes",
            (long long)ctx->stats.nodes_recorded);

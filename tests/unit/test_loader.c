@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "data/loader.h"
-#include "data/logmel.h"
+#include "data/loader/loader.h"
+#include "data/audio/logmel.h"
 #include "expect.h"
 
 

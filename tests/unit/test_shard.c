@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "data/shard.h"
+#include "data/shard/shard.h"
 #include "expect.h"
 
 

@@ -9,7 +9,7 @@
 #pragma once
 #include <stdint.h>
 #include "data/errors.h"
-#include "data/shard.h"
+#include "data/shard/shard.h"
 
 // Zero-initialise and set what you need: zero means the default noted on each field.
 typedef struct s2s_loader_config {

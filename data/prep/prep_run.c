@@ -5,14 +5,13 @@
 // .tmp + rename; prep.json, the summary, is written last the same way, so a complete output is one that has it.
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "base/fs.h"
 #include "prep_internal.h"
 
 #define NKINDS 3
@@ -74,26 +73,12 @@ static int is_output_name(const char *n) {
     return 0;
 }
 
-static int mkdirs(const char *dir, s2s_derr *e) {
-    char buf[4096];
-    if (!*dir) return s2s_derr_set(e, "the output directory is an empty string");  // the loop starts at buf + 1
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return s2s_derr_set(e, "%s: path too long", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) return s2s_derr_set(e, "%s: %s", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return 0;
-}
-
 // A previous run's output would mix with this one's (a shorter run leaves stale higher-numbered shards), so it
 // is refused, or removed with overwrite. Leftover .tmp files of a crashed run are always removed.
 static int prepare_dir(const s2s_prep_opts *o, s2s_derr *e) {
-    if (mkdirs(o->out_dir, e)) return -1;
+    if (!*o->out_dir) return s2s_derr_set(e, "the output directory is an empty string");
+    if (strlen(o->out_dir) >= 4096) return s2s_derr_set(e, "%s: path too long", o->out_dir);
+    if (s2s_mkdir_p(o->out_dir)) return s2s_derr_set(e, "%s: %s", o->out_dir, strerror(errno));
     DIR *d = opendir(o->out_dir);
     if (!d) return s2s_derr_set(e, "%s: %s", o->out_dir, strerror(errno));
     int rc = 0;
@@ -244,15 +229,17 @@ static int write_summary(run *r, s2s_derr *e) {
     if (!text) return s2s_derr_set(e, "out of memory");
     char path[4400], tmp[4400];
     snprintf(path, sizeof path, "%s/prep.json", o->out_dir);
-    snprintf(tmp, sizeof tmp, "%s/prep.json.tmp", o->out_dir);
-    int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    snprintf(tmp, sizeof tmp, "%s/prep.json.tmp", o->out_dir);  // the name prepare_dir cleans up after a crash
     size_t n = strlen(text);
     text[n] = '\n';  // cJSON_Print's terminator becomes the final newline
-    if (fd < 0 || write(fd, text, n + 1) != (ssize_t)(n + 1) || fsync(fd))
+    s2s_atomic_file out;
+    int rc = s2s_atomic_open_tmp(&out, path, tmp, S2S_DERR_BUF(e));
+    if (!rc && fwrite(text, 1, n + 1, out.fp) != n + 1) {
         rc = s2s_derr_set(e, "%s: %s", tmp, strerror(errno));
-    if (fd >= 0 && close(fd) && !rc) rc = s2s_derr_set(e, "%s: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path)) rc = s2s_derr_set(e, "%s: %s", path, strerror(errno));
-    if (rc) unlink(tmp);
+        s2s_atomic_abort(&out);
+    } else if (!rc) {
+        rc = s2s_atomic_commit(&out, S2S_DERR_BUF(e));
+    }
     free(text);
     return rc;
 }

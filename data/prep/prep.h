@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "data/errors.h"
-#include "data/shard.h"
+#include "data/shard/shard.h"
 
 // OpenS2S drops a sample when any of its audios has fewer samples than this at 16 kHz (check_audio, 0.5 s).
 #define S2S_PREP_MIN_AUDIO_SAMPLES 8000

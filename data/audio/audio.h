@@ -16,7 +16,7 @@
 // file is an error: the manifest and the audio disagree.
 #pragma once
 #include <stdint.h>
-#include "errors.h"
+#include "data/errors.h"
 
 #define S2S_AUDIO_RATE 16000
 // Shorter audio (after resampling) is rejected: below one 25 ms analysis window the encoder gets fewer

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "data/shard.h"
+#include "data/shard/shard.h"
 
 static const char *kind_names[] = {"instruct", "align", "tts_pretrain"};
 

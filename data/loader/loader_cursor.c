@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "data/loader.h"
+#include "data/loader/loader.h"
 
 char *s2s_loader_cursor_json(const s2s_loader_cursor *c) {
     char seed[32], hash[32];

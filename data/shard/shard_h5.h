@@ -1,6 +1,6 @@
 // shard_h5.h — the few HDF5 idioms the shard writer and reader share: silencing HDF5's own error printing (we
 // report through s2s_derr instead), describing and matching stored types, scalar attributes, and 1-D / row-wise
-// appends and hyperslab reads. Internal to data/shard_*.c.
+// appends and hyperslab reads. Internal to data/shard/shard_*.c.
 #pragma once
 #include <hdf5.h>
 #include <stdint.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "data/shard.h"
+#include "data/shard/shard.h"
 #include "shard_h5.h"
 
 // No shard holds more rows than this in one dataset (2^40 is 2 years of 16 kHz audio); larger dimensions come

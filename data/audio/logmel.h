@@ -18,7 +18,7 @@
 // FFT plan is fixed (see mel_wisdom in logmel.c), not measured, so it does not depend on timing either.
 #pragma once
 #include <stdint.h>
-#include "errors.h"
+#include "data/errors.h"
 
 #define S2S_MEL_BINS 128
 #define S2S_MEL_NFFT 400

@@ -1,11 +1,11 @@
 // tok_internal.h — what the tok_*.c files share: the loaded tokenizer, its hash maps and UTF-8 helpers.
-// Not part of the data/ API; include data/tokenizer.h instead.
+// Not part of the data/ API; include data/tokenizer/tokenizer.h instead.
 #pragma once
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdint.h>
 #include <string.h>
-#include "data/tokenizer.h"
+#include "data/tokenizer/tokenizer.h"
 
 // NFC as HF computes it (see tok_nfc_is_inert), into b->out, valid until the next call. Returns the length,
 // or -1 on failure (allocation, or utf8proc's error).

@@ -1,11 +1,11 @@
 // loader_internal.h — the pieces of the loader that its files share: the index of all samples (built once at
 // open), the per-epoch plan (pure function of the index, the settings, seed and epoch) and the reader that fills
-// a batch. Internal to data/loader*.c.
+// a batch. Internal to data/loader/loader*.c.
 #pragma once
 #include <stdatomic.h>
 #include <stdint.h>
-#include "data/loader.h"
-#include "data/logmel.h"
+#include "data/audio/logmel.h"
+#include "data/loader/loader.h"
 
 // Every sample of every shard, in shard order: global id g is sample g - first[s] of shard s.
 typedef struct loader_index {

@@ -1,10 +1,11 @@
-// prep_hash.c — SHA-256 (FIPS 180-4) of a tokenizer.json, the fingerprint shards carry so a loader can refuse
-// token ids made by another tokenizer. data/ links no crypto library, and this is the only hash it needs.
+// hash.c — SHA-256 (FIPS 180-4) of a file: the tokenizer.json fingerprint shards carry so a loader can refuse
+// token ids made by another tokenizer (data/prep), and the checksums of training checkpoints (train/). data/ links
+// no crypto library, and this is the only hash it needs.
+#include "hash.h"
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include "prep_internal.h"
-#include "hash.h"
 
 typedef struct sha256 {
     uint32_t h[8];
@@ -71,7 +72,7 @@ static void sha_final(sha256 *s, char hex[65]) {
     for (int i = 0; i < 8; i++) snprintf(hex + 8 * i, 9, "%08x", s->h[i]);
 }
 
-int prep_sha256_file(const char *path, char hex[65], s2s_derr *e) {
+int s2s_sha256_file(const char *path, char hex[65], s2s_derr *e) {
     FILE *f = fopen(path, "rb");
     if (!f) return s2s_derr_set(e, "%s: %s", path, strerror(errno));
     sha256 s;
@@ -85,5 +86,3 @@ int prep_sha256_file(const char *path, char hex[65], s2s_derr *e) {
     sha_final(&s, hex);
     return 0;
 }
-
-int s2s_sha256_file(const char *path, char hex[65], s2s_derr *e) { return prep_sha256_file(path, hex, e); }

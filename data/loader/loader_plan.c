@@ -3,23 +3,18 @@
 // recomputes exactly what it would have seen. docs/loader.md states the algorithm step by step.
 #include <stdlib.h>
 #include <string.h>
+#include "base/mix.h"
 #include "loader_internal.h"
 
 // ---- the generator ----------------------------------------------------------------------------------------
 // splitmix64 is counter-based: draw k is a pure function of (key, k), so no generator state needs saving and any
 // other implementation can reproduce a shuffle from the documented formulas.
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 uint64_t loader_rng_key(uint64_t seed, int64_t epoch, uint64_t stream) {
-    return mix64(mix64(mix64(seed) ^ (uint64_t)epoch) ^ stream);
+    return s2s_mix64(s2s_mix64(s2s_mix64(seed) ^ (uint64_t)epoch) ^ stream);
 }
 
-uint64_t loader_rng_draw(uint64_t key, uint64_t k) { return mix64(key + (k + 1) * 0x9E3779B97F4A7C15ULL); }
+uint64_t loader_rng_draw(uint64_t key, uint64_t k) { return s2s_mix64(key + (k + 1) * S2S_GOLDEN64); }
 
 // Fisher-Yates from the back; j = floor(draw * (i+1) / 2^64) (Lemire's multiply-shift: no modulo bias worth the
 // name, and exact integer arithmetic in any language).
@@ -35,17 +30,11 @@ enum { STREAM_SAMPLES = 1, STREAM_BATCHES = 2 };
 
 // ---- hash ------------------------------------------------------------------------------------------------
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ULL;
-    return h;
-}
-
 uint64_t loader_plan_hash(const loader_index *ix, const loader_settings *st) {
     int64_t v[] = {1 /* plan algorithm version */, st->world, st->batch_samples, st->token_budget,
                    st->bucket_window, st->no_shuffle, st->pad_last};
-    uint64_t h = fnv(0xCBF29CE484222325ULL, v, sizeof v);
-    return fnv(h, &ix->hash, sizeof ix->hash);
+    uint64_t h = s2s_fnv1a(S2S_FNV1A_OFFSET, v, sizeof v);
+    return s2s_fnv1a(h, &ix->hash, sizeof ix->hash);
 }
 
 // ---- plan ------------------------------------------------------------------------------------------------

@@ -2,13 +2,12 @@
 // staged in memory and written in whole chunks (no read-modify-write of partial chunks); offsets, flags and
 // emotion stay in memory (~40 bytes a sample) and are written at close, as are the root attributes, so a file
 // under the final name is always complete.
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "data/shard.h"
+#include "base/fs.h"
+#include "data/shard/shard.h"
 #include "shard_h5.h"
 
 #define FLUSH_CHUNKS 4  // stage up to this many chunks before writing
@@ -240,14 +239,6 @@ static int put_array(s2s_shard_writer *w, const char *name, hid_t ft, hid_t mt, 
     return rc;
 }
 
-static int fsync_path(const char *p, int dir) {
-    int fd = open(p, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static int writer_finish(s2s_shard_writer *w, s2s_derr *e) {
     if (w->broken) return s2s_derr_set(e, "%s: an earlier write failed; the shard cannot be completed", w->tmp);
     int any_audio = last(&w->saudio_off) > 0, any_units = last(&w->unit_off) > 0,
@@ -281,13 +272,7 @@ static int writer_finish(s2s_shard_writer *w, s2s_derr *e) {
     herr_t closed = H5Fclose(w->file);
     w->file = -1;
     if (closed < 0) return s2s_derr_set(e, "%s: closing the file failed", w->tmp);
-    // Data on disk before the name points at it; the directory entry on disk before we report success.
-    if (fsync_path(w->tmp, 0)) return s2s_derr_set(e, "%s: fsync failed", w->tmp);
-    if (rename(w->tmp, w->path)) return s2s_derr_set(e, "%s: cannot rename to %s", w->tmp, w->path);
-    char *dup = strdup(w->path);
-    if (dup) fsync_path(dirname(dup), 1);
-    free(dup);
-    return 0;
+    return s2s_publish(w->tmp, w->path, S2S_DERR_BUF(e));  // fsync, rename, fsync of the directory
 }
 
 int s2s_shard_writer_close(s2s_shard_writer *w, s2s_derr *e) {

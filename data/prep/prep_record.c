@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "data/audio.h"
+#include "data/audio/audio.h"
+#include "data/hash.h"
 #include "prep_internal.h"
 
 // ---- context ----------------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ s2s_prep_ctx *s2s_prep_ctx_new(const s2s_prep_opts *o, s2s_derr *e) {
     char path[4200];
     if (!(c->llm = s2s_tok_load(o->llm_tokenizer, e))) goto fail;
     tokenizer_json_path(o->llm_tokenizer, path, sizeof path);
-    if (prep_sha256_file(path, c->llm_sha, e)) goto fail;
+    if (s2s_sha256_file(path, c->llm_sha, e)) goto fail;
     const char *p = o->llm_tokenizer;
     if (need_token(c->llm, "<|im_start|>", "LLM", p, &c->im_start, e) ||
         need_token(c->llm, "<|im_end|>", "LLM", p, &c->im_end, e) ||
@@ -65,7 +66,7 @@ s2s_prep_ctx *s2s_prep_ctx_new(const s2s_prep_opts *o, s2s_derr *e) {
     if (o->tts_tokenizer) {
         if (!(c->tts = s2s_tok_load(o->tts_tokenizer, e))) goto fail;
         tokenizer_json_path(o->tts_tokenizer, path, sizeof path);
-        if (prep_sha256_file(path, c->tts_sha, e) || tts_vocab(c, e)) goto fail;
+        if (s2s_sha256_file(path, c->tts_sha, e) || tts_vocab(c, e)) goto fail;
     }
     return c;
 fail:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/mix.h"
 #include "loader_internal.h"
 
 // ---- cost ---------------------------------------------------------------------------------------------------
@@ -208,12 +209,6 @@ out:
     return rc;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ULL;
-    return h;
-}
-
 void loader_index_free(loader_index *ix) {
     for (int i = 0; i < ix->n_shards; i++) free(ix->paths[i]);
     free(ix->paths);
@@ -243,9 +238,9 @@ int loader_index_build(loader_index *ix, const s2s_loader_config *cfg, s2s_derr 
         s2s_derr_set(e, "loader: the %d shard(s) from %s hold no sample", ix->n_shards, cfg->paths[0]);
         goto fail;
     }
-    uint64_t h = fnv(0xCBF29CE484222325ULL, &ix->kind, sizeof ix->kind);
-    h = fnv(h, ix->first, sizeof(int64_t) * (ix->n_shards + 1));
-    ix->hash = fnv(h, ix->cost, sizeof(int32_t) * ix->n);
+    uint64_t h = s2s_fnv1a(S2S_FNV1A_OFFSET, &ix->kind, sizeof ix->kind);
+    h = s2s_fnv1a(h, ix->first, sizeof(int64_t) * (ix->n_shards + 1));
+    ix->hash = s2s_fnv1a(h, ix->cost, sizeof(int32_t) * ix->n);
     return 0;
 fail:
     for (int i = 0; i < p.n; i++) free(p.v[i]);
