@@ -106,23 +106,42 @@ static void remove_leftovers(const char *ckdir) {
     closedir(d);
 }
 
-int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
-    char ckdir[8192], tmp[8400], fin[8400], p[8600];
-    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", s->run_dir);
-    snprintf(tmp, sizeof tmp, "%s/.tmp-step_%08lld", ckdir, (long long)s->step);
-    snprintf(fin, sizeof fin, "%s/step_%08lld", ckdir, (long long)s->step);
+static void tmp_path(const char *run_dir, int64_t step, char *out, size_t n) {
+    snprintf(out, n, "%s/checkpoints/.tmp-step_%08lld", run_dir, (long long)step);
+}
+
+int s2s_runckpt_prepare(const char *run_dir, int64_t step, char *err, size_t errlen) {
+    char ckdir[8192], tmp[8400], p[8600];
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", run_dir);
+    tmp_path(run_dir, step, tmp, sizeof tmp);
     if (s2s_mkdir_p(ckdir)) return s2s_errf(err, errlen, "%s: cannot create: %s", ckdir, strerror(errno));
     s2s_rm_rf(tmp);
     snprintf(p, sizeof p, "%s/optimizer", tmp);
     if (s2s_mkdir_p(p)) return s2s_errf(err, errlen, "%s: cannot create: %s", p, strerror(errno));
+    return 0;
+}
+
+int s2s_runckpt_write_optimizer(const char *run_dir, int64_t step, int rank, const s2s_adam_state *opt, char *err,
+                                size_t errlen) {
+    char tmp[8400], p[8700];
+    tmp_path(run_dir, step, tmp, sizeof tmp);
+    snprintf(p, sizeof p, "%s/optimizer/rank_%05d.safetensors", tmp, rank);
+    return s2s_adam_save(opt, p, err, errlen);
+}
+
+int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
+    char ckdir[8192], tmp[8400], fin[8400], p[8600];
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", s->run_dir);
+    tmp_path(s->run_dir, s->step, tmp, sizeof tmp);
+    snprintf(fin, sizeof fin, "%s/step_%08lld", ckdir, (long long)s->step);
+    if (!s->prepared && s2s_runckpt_prepare(s->run_dir, s->step, err, errlen)) return -1;
     snprintf(p, sizeof p, "%s/model", tmp);
     s2s_ckpt_save_opts so = {.dtype = s->dtype, .exclude = s->aux_prefix};
     if (s2s_ckpt_save(s->P, p, &so, err, errlen)) return -1;
     if (s->aux_prefix && write_aux(s, tmp, err, errlen)) return -1;
     snprintf(p, sizeof p, "%s/model/config.json", tmp);
     if (s2s_omnispeech_config_write(s->cfg, p, err, errlen)) return -1;
-    snprintf(p, sizeof p, "%s/optimizer/rank_00000.safetensors", tmp);
-    if (s2s_adam_save(s->opt, p, err, errlen)) return -1;
+    if (!s->prepared && s2s_runckpt_write_optimizer(s->run_dir, s->step, 0, s->opt, err, errlen)) return -1;
 
     cJSON *files = cJSON_CreateObject();
     for (size_t i = 0; i < sizeof FILES_SUB / sizeof *FILES_SUB; i++)
@@ -251,4 +270,21 @@ int s2s_runckpt_find(const char *run_dir, const char *resume, char *dir, size_t 
         }
     free(steps);
     return found;
+}
+
+int s2s_runckpt_optimizer_files(const char *dir, char ***paths, char *err, size_t errlen) {
+    char od[8400];
+    snprintf(od, sizeof od, "%s/optimizer", dir);
+    *paths = NULL;
+    int n = 0;
+    for (;; n++) {  // rank_00000, rank_00001, ...: contiguous
+        char p[8600];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/rank_%05d.safetensors", od, n);
+        if (stat(p, &st)) break;
+        *paths = realloc(*paths, sizeof(char *) * (size_t)(n + 1));
+        (*paths)[n] = strdup(p);
+    }
+    if (n == 0) return s2s_errf(err, errlen, "%s: no rank_00000.safetensors", od);
+    return n;
 }

@@ -30,9 +30,19 @@ typedef struct s2s_runckpt_save {
     s2s_dtype dtype;      // model tensors in the file
     int keep;
     const char *aux_prefix;  // parameters under it go to aux/ instead of model/; NULL: none
+    bool prepared;           // the temporary directory exists and every rank wrote its optimizer shard there
 } s2s_runckpt_save;
 
+// The whole checkpoint, from one process: model, aux, optimizer/rank_00000 (unless s->prepared, when
+// s->opt is unused), trainer.json with the checksums of everything, then the rename.
 int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen);
+// A sharded optimizer (ZeRO): rank 0 prepares the temporary directory, every rank writes its shard into it, then
+// rank 0 calls s2s_runckpt_write with prepared set.
+int s2s_runckpt_prepare(const char *run_dir, int64_t step, char *err, size_t errlen);
+int s2s_runckpt_write_optimizer(const char *run_dir, int64_t step, int rank, const s2s_adam_state *opt, char *err,
+                                size_t errlen);
+// The optimizer files of a checkpoint, rank order (free each and the array); -1 with err when there is none.
+int s2s_runckpt_optimizer_files(const char *dir, char ***paths, char *err, size_t errlen);
 
 // The checkpoint to resume from: resume "auto" = the newest complete checkpoint of run_dir (latest, or the
 // newest step_* whose checksums verify), else a checkpoint directory. Returns 1 with dir set, 0 when "auto"

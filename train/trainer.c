@@ -28,6 +28,17 @@ static cJSON *trainer_state(const trainer *t) {
     cJSON_AddNumberToObject(j, "bad_steps", (double)t->bad);
     cJSON_AddNumberToObject(j, "samples", (double)t->samples);
     cJSON_AddNumberToObject(j, "world_size", t->world);
+    cJSON_AddNumberToObject(j, "zero", t->zero_on ? 1 : 0);
+    // Which flat range of the gradient layout each optimizer file holds (ZeRO 1: rank r's; else all in rank 0's).
+    cJSON *rg = cJSON_AddArrayToObject(j, "optimizer_ranges");
+    for (int r = 0; r < (t->zero_on ? t->world : 1); r++) {
+        const int64_t n = t->opt.n, lo = t->zero_on ? r * t->zero.blk : 0;
+        const int64_t hi = t->zero_on ? lo + t->zero.blk : n;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "lo", (double)(lo < n ? lo : n));
+        cJSON_AddNumberToObject(o, "hi", (double)(hi < n ? hi : n));
+        cJSON_AddItemToArray(rg, o);
+    }
     s2s_loader_cursor c = s2s_loader_tell(t->train);
     char *cj = s2s_loader_cursor_json(&c);
     cJSON_AddItemToObject(j, "loader", cJSON_Parse(cj));
@@ -54,9 +65,14 @@ int trainer_restore(trainer *t, cJSON *st, char *err, size_t errlen) {
     if (!cJSON_IsString(stage) || strcmp(stage->valuestring, t->stage->name))
         return s2s_errf(err, errlen, "--resume %s: the checkpoint is of stage %s, the recipe's stage is %s",
                         t->resume_dir, cJSON_IsString(stage) ? stage->valuestring : "?", t->stage->name);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/optimizer/rank_00000.safetensors", t->resume_dir);
-    if (s2s_adam_load(&t->opt, p, err, errlen)) return -1;
+    // Every rank reads every optimizer file and keeps its own range, whatever the world size that wrote them.
+    char **files;
+    const int nf = s2s_runckpt_optimizer_files(t->resume_dir, &files, err, errlen);
+    if (nf < 0) return -1;
+    int lrc = s2s_adam_load_files(&t->opt, (const char *const *)files, nf, err, errlen);
+    for (int i = 0; i < nf; i++) free(files[i]);
+    free(files);
+    if (lrc) return -1;
     t->step = num(st, "step"), t->bad = num(st, "bad_steps"), t->samples = num(st, "samples");
     if (t->step < 0 || t->bad < 0) return s2s_errf(err, errlen, "%s/trainer.json: no step / bad_steps", t->resume_dir);
     char *lj = cJSON_PrintUnformatted(cJSON_GetObjectItem(st, "loader"));
@@ -161,7 +177,7 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         s2s_comm_allreduce(t->comm, red, 1 + 2 * nt, S2S_COMM_F64, S2S_COMM_SUM);
         st->loss = red[0];
         for (int k = 0; k < nt; k++) st->term[k] = red[1 + k], st->rows[k] = (int64_t)red[1 + nt + k];
-        s2s_grad_allreduce(t->comm, &t->P, t->r.bucket_mb);
+        if (!t->zero_on) s2s_grad_allreduce(t->comm, &t->P, t->r.bucket_mb);
     }
     for (int k = 0; k < nt; k++) st->term[k] = st->rows[k] ? st->term[k] / (double)st->rows[k] : 0.0;
     for (int64_t g = 0; g < G; g++) s2s_train_batch_free(&mb[g]);
@@ -232,9 +248,22 @@ static int checkpoint(trainer *t, char *err, size_t errlen) {
                           .trainer = state, .dtype = strcmp(t->r.ckpt_dtype, "bf16") ? S2S_F32 : S2S_BF16,
                           .keep = (int)t->r.ckpt_keep,
                           .aux_prefix = t->env.emotion_w ? "emotion_head." : NULL};
-    // Every rank holds the same weights and optimizer state (dist.zero 0): rank 0 writes them; the others wait,
-    // so no rank runs ahead of a checkpoint it might have to resume from, and learn whether it was written.
-    int rc = t->rank == 0 ? s2s_runckpt_write(&s, err, errlen) : 0;
+    // The weights (and with dist.zero 0 the optimizer state) are the same on every rank: rank 0 writes them. A
+    // sharded state is written by every rank into rank 0's temporary directory first. Every rank waits for the
+    // outcome, so none runs ahead of a checkpoint it may have to resume from.
+    int rc = 0;
+    if (t->zero_on) {
+        if (t->rank == 0) rc = s2s_runckpt_prepare(t->r.run_dir, t->step, err, errlen);
+        if (!s2s_comm_agree(t->comm, rc, err, errlen, NULL))
+            rc = s2s_runckpt_write_optimizer(t->r.run_dir, t->step, t->rank, &t->opt, err, errlen);
+        else
+            rc = -1;
+        s.prepared = true;
+        if (!s2s_comm_agree(t->comm, rc, err, errlen, NULL)) rc = t->rank == 0 ? s2s_runckpt_write(&s, err, errlen) : 0;
+        else rc = -1;
+    } else {
+        rc = t->rank == 0 ? s2s_runckpt_write(&s, err, errlen) : 0;
+    }
     cJSON_Delete(state);
     if (t->world > 1 && s2s_comm_agree(t->comm, rc, err, errlen, NULL)) return -1;
     if (!rc) trainer_log(t, "checkpoint %s/checkpoints/step_%08lld", t->r.run_dir, (long long)t->step);
@@ -288,7 +317,7 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
         // Clip by the global norm (logged before clipping), then update; a non-finite loss or gradient skips the
         // update and leaves parameters and moments as they were.
         const double lr = r->lr * s2s_schedule_lambda(t->sched, t->step, r->warmup_steps, r->max_steps);
-        double norm = s2s_grad_norm(t->ctx, &t->P);
+        double norm = t->zero_on ? s2s_zero_reduce(&t->zero, t->comm, &t->P) : s2s_grad_norm(t->ctx, &t->P);
         const bool bad = !isfinite(st.loss) || !isfinite(norm);
         if (bad) {
             t->bad++;
@@ -297,8 +326,13 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
                         st.loss, norm, (long long)t->bad, (long long)r->max_bad_steps);
         } else {
             t->bad = 0;
-            if (r->clip > 0) s2s_grad_clip(t->ctx, &t->P, r->clip);
-            s2s_adam_update(t->ctx, &t->opt, &t->P, lr);
+            if (t->zero_on) {
+                s2s_zero_clip(&t->zero, norm, r->clip);
+                s2s_zero_update(&t->zero, t->comm, t->ctx, &t->opt, &t->P, lr);
+            } else {
+                if (r->clip > 0) s2s_grad_clip(t->ctx, &t->P, r->clip);
+                s2s_adam_update(t->ctx, &t->opt, &t->P, lr);
+            }
         }
         s2s_params_zero_grad(&t->P);
         t->step++;
@@ -373,8 +407,8 @@ int s2s_train(s2s_cfg *cfg, const s2s_train_opts *o, s2s_train_result *res, char
     }
     t->rank = s2s_comm_rank(t->comm), t->world = s2s_comm_world(t->comm);
     stop_requested = 0;
-    // SIGUSR1 as well: mpirun forwards it to every rank and still exits 0 (a SIGTERM to mpirun is forwarded too,
-    // and the ranks stop cleanly, but mpirun then reports 1).
+    // SIGUSR1 as well: mpirun forwards it to every rank and exits 0 (a SIGTERM to mpirun makes Open MPI end the
+    // job on its own terms).
     struct sigaction sa = {.sa_handler = on_signal}, old_term, old_int, old_usr1;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, &old_term);

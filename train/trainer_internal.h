@@ -10,6 +10,7 @@
 #include "schedule.h"
 #include "stage.h"
 #include "trainer.h"
+#include "zero.h"
 
 typedef struct trainer {
     s2s_comm *comm;
@@ -26,6 +27,8 @@ typedef struct trainer {
     s2s_params P;
     s2s_ctx *ctx;
     s2s_adam_state opt;
+    s2s_zero zero;       // dist.zero 1 on several ranks: the optimizer state sharded
+    bool zero_on;
     s2s_schedule_kind sched;
     s2s_loader *train, *valid;
     int32_t tts_eos;

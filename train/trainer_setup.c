@@ -351,7 +351,19 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
         s2s_adam_init_rule(&t->opt, &t->P, !strcmp(t->r.no_decay, "norms") ? S2S_DECAY_NORMS : S2S_DECAY_HF);
         t->opt.cfg = (s2s_adamw_cfg){.beta1 = t->r.beta1, .beta2 = t->r.beta2, .eps = t->r.eps,
                                      .weight_decay = t->r.weight_decay};
-        t->train = open_loader(t, &t->r.data_train, false, "data.train", err, errlen);
+        if (t->r.zero == 2)
+            rc = s2s_errf(err, errlen, "dist.zero: 2 (gradients sharded during backward) is not available yet; "
+                          "dist.zero: 1 shards the optimizer state");
+        if (!rc && t->r.zero == 1 && t->world > 1) {
+            s2s_zero_init(&t->zero, t->comm, &t->P, &t->opt);
+            t->zero_on = true;
+        }
+        int64_t pb, gb, ob;
+        s2s_zero_memory(&t->P, &t->opt, &pb, &gb, &ob);
+        trainer_log(t, "memory per rank: parameters %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB "
+                    "(dist.zero %lld, %d ranks)", pb / 1048576.0, gb / 1048576.0, ob / 1048576.0,
+                    (long long)t->r.zero, t->world);
+        if (!rc) t->train = open_loader(t, &t->r.data_train, false, "data.train", err, errlen);
         if (!t->train) rc = -1;
     }
     if (!rc && t->r.data_valid.n) {
@@ -367,6 +379,7 @@ void trainer_teardown(trainer *t) {
     if (t->train) s2s_loader_close(t->train);
     if (t->valid) s2s_loader_close(t->valid);
     if (t->opt.slots) s2s_adam_free(&t->opt);
+    if (t->zero_on) s2s_zero_free(&t->zero);
     s2s_omnispeech_free(&t->m);
     s2s_params_free(&t->P);
     if (t->ctx) s2s_ctx_free(t->ctx);

@@ -4,8 +4,8 @@
   sum over ranks adds in another order);
 - 2 ranks: N steps + --resume auto + N steps are bit-identical to 2N steps;
 - rank 0 alone writes metrics.jsonl and config.yaml, every rank its logs/rank_R.log;
-- SIGUSR1 / SIGTERM to mpirun: every rank stops after the same step, one checkpoint, and it resumes (exit 0
-  after SIGUSR1; mpirun reports 1 after a SIGTERM it forwarded).
+- SIGUSR1 to mpirun (which forwards it), SIGTERM to every rank (as scancel does): every rank stops after the same
+  step, one checkpoint, exit 0, and it resumes. (A SIGTERM to mpirun itself makes Open MPI end the job.)
 
 Run by ctest as: python3 tests/dist/test_train_dist.py S2S_BINARY BUILD_DIR. Skipped (77) without mpirun.
 """
@@ -100,6 +100,39 @@ if a.returncode == 0 and b.returncode == 0:
     check(logs == ["rank_0.log", "rank_1.log"] and "rank 1 of 2 (mpi)" in open(os.path.join(rb, "logs", "rank_1.log")).read(),
           f"every rank writes its log {logs}")
 
+# ---- ZeRO 1: the optimizer state sharded -------------------------------------------------------------------------
+pz, rz = recipe("zero1", **{"dist.zero": 1})
+z = train(2, pz)
+check(z.returncode == 0, "2 ranks, dist.zero 1: runs")
+if z.returncode == 0 and b.returncode == 0:
+    mb, ob = ckpt(rb, 4)
+    mz, _ = ckpt(rz, 4)
+    worst = max(float(np.abs(mb[k] - mz[k]).max() / max(np.abs(mb[k]).max(), 1e-30)) for k in mb)
+    check(worst < 1e-5, f"dist.zero 1 equals dist.zero 0 after 4 steps (max relative {worst:.2e})")
+    opt = sorted(os.listdir(os.path.join(rz, "checkpoints", "step_00000004", "optimizer")))
+    tj = json.load(open(os.path.join(rz, "checkpoints", "step_00000004", "trainer.json")))
+    check(opt == ["rank_00000.safetensors", "rank_00001.safetensors"] and len(tj["optimizer_ranges"]) == 2,
+          f"each rank writes its optimizer shard {opt}, trainer.json records the ranges {tj['optimizer_ranges']}")
+    # the moments of both shards together are the replicated run's (within float tolerance)
+    parts = [load_file(os.path.join(rz, "checkpoints", "step_00000004", "optimizer", f)) for f in opt]
+    n0 = sum(v.size for v in ob.values())
+    n1 = sum(v.size for p_ in parts for v in p_.values())
+    check(n0 == n1, f"the shards hold every moment once ({n1} of {n0} values)")
+
+    def mem(run, r):
+        line = [l for l in open(os.path.join(run, "logs", f"rank_{r}.log")) if "memory per rank" in l][0]
+        return float(line.split("optimizer state ")[1].split(" MiB")[0])
+    m0, m1 = mem(rb, 0), mem(rz, 0)
+    check(abs(m1 - m0 / 2) < 0.02 * m0, f"the optimizer state per rank halves: {m0:.2f} -> {m1:.2f} MiB")
+    pz2, rz2 = recipe("zero1_resumed", **{"dist.zero": 1})
+    z1, z2 = train(2, pz2, "--stop-after", "2"), train(2, pz2, "--resume", "auto")
+    if z1.returncode == 0 and z2.returncode == 0:
+        mz2, _ = ckpt(rz2, 4)
+        check(all(np.array_equal(mz[k], mz2[k]) for k in mz) and losses(rz) == losses(rz2),
+              "dist.zero 1 on 2 ranks: 2 + resume + 2 steps = 4 steps, bit for bit")
+    else:
+        check(False, "dist.zero 1: 2 steps, then --resume auto")
+
 # ---- resume on 2 ranks is bit-identical ----------------------------------------------------------------------------
 pc, rc = recipe("two_resumed")
 c1 = train(2, pc, "--stop-after", "2")
@@ -113,7 +146,7 @@ if c1.returncode == 0 and c2.returncode == 0 and b.returncode == 0:
     check(same and losses(rb) == losses(rc), "2 ranks: 2 + resume + 2 steps = 4 steps, bit for bit")
 
 # ---- a signal to the job -----------------------------------------------------------------------------------------
-def preempt(sig, name):
+def preempt(sig, name, to_ranks=False):
     pt, rt = recipe("sig_" + name, **{"train.max_steps": 100000, "checkpoint.every": 100000})
     proc = subprocess.Popen(["mpirun", "-np", "2", "--oversubscribe", S2S, "train", "--config", pt, "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -122,13 +155,17 @@ def preempt(sig, name):
         if os.path.exists(mp) and sum(1 for _ in open(mp)) >= 3:
             break
         time.sleep(0.1)
-    proc.send_signal(sig)  # mpirun forwards it to every rank
+    if to_ranks:  # as scancel / SLURM do: the signal reaches every task itself
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        for k in kids:
+            os.kill(int(k), sig)
+    else:
+        proc.send_signal(sig)  # to mpirun, which forwards it to every rank
     out, err = proc.communicate(timeout=300)
     steps = sorted(d for d in os.listdir(os.path.join(rt, "checkpoints")) if d.startswith("step_"))
     stopped = [l for r in (0, 1) for l in open(os.path.join(rt, "logs", f"rank_{r}.log")) if "received: stopped" in l]
     same = len(stopped) == 2 and stopped[0] == stopped[1]
-    # mpirun itself reports 1 after a SIGTERM even though every rank exits 0; after SIGUSR1 it reports 0.
-    ok_rc = proc.returncode == 0 if sig == signal.SIGUSR1 else True
+    ok_rc = proc.returncode == 0
     check(ok_rc and len(steps) == 1 and same, f"{name}: exit {proc.returncode}, both ranks stopped after the same "
           f"step {[l.strip() for l in stopped]}, one checkpoint {steps}")
     if steps:
@@ -138,7 +175,7 @@ def preempt(sig, name):
 
 
 preempt(signal.SIGUSR1, "SIGUSR1")
-preempt(signal.SIGTERM, "SIGTERM")
+preempt(signal.SIGTERM, "SIGTERM to every rank", to_ranks=True)
 
 shutil.rmtree(TMP, ignore_errors=True)
 print("test_train_dist:", "FAILED" if failures else "ok", f"({len(failures)} failures)")
