@@ -187,19 +187,21 @@ static int cmd_encode(int argc, char **argv) {
             s2s_units_codebook_free(&cb);
             return 1;
         }
-        for (int i = 0; i < n_inputs && !rc; i++) {
-            int32_t *u = NULL;
-            int64_t n = 0;
-            char *s = NULL;
-            if (s2s_units_encode_audio(&cb, lm, inputs[i], dedup, &u, &n, &e)) {
-                fprintf(stderr, "s2s units encode: %s\n", e.msg);
-                rc = 1;
-            } else if (!(s = s2s_units_format_str(u, n, fmt))) {
-                fprintf(stderr, "s2s units encode: out of memory\n");
-                rc = 1;
-            } else printf("%s\t%s\n", inputs[i], s);
-            free(s);
-            free(u);
+        enum { B = 64 };  // audios encoded in parallel, printed in order
+        for (int i = 0; i < n_inputs && !rc; i += B) {
+            int nb = n_inputs - i < B ? n_inputs - i : B;
+            int32_t *u[B];
+            int64_t n[B];
+            s2s_derr errs[B];
+            s2s_units_encode_batch(&cb, lm, inputs + i, nb, dedup, u, n, errs);
+            for (int b = 0; b < nb; b++) {
+                char *s = rc || !u[b] ? NULL : s2s_units_format_str(u[b], n[b], fmt);
+                if (!rc && !u[b]) fprintf(stderr, "s2s units encode: %s\n", errs[b].msg), rc = 1;
+                else if (!rc && !s) fprintf(stderr, "s2s units encode: out of memory\n"), rc = 1;
+                else if (!rc) printf("%s\t%s\n", inputs[i + b], s);
+                free(s);
+                free(u[b]);
+            }
         }
         s2s_logmel_free(lm);
         if (fflush(stdout)) fprintf(stderr, "s2s units encode: writing stdout failed\n"), rc = 1;

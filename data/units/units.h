@@ -36,6 +36,10 @@ int s2s_units_features(const s2s_logmel *lm, const float *pcm, int64_t n, s2s_un
 // Loads an audio spec (data/audio.h) and computes its features.
 int s2s_units_features_file(const s2s_logmel *lm, const char *spec, s2s_units_norm norm, float **feat, int64_t *T,
                             s2s_derr *e);
+// The same for count specs, one audio per OpenMP thread (an utterance's log-mel is too small to share out well):
+// feat[i], T[i] as above, or errs[i] set and feat[i] = NULL. Returns the number of failures.
+int64_t s2s_units_features_batch(const s2s_logmel *lm, const char *const *specs, int64_t count, s2s_units_norm norm,
+                                 float **feat, int64_t *T, s2s_derr *errs);
 
 // ---- k-means (units_kmeans.c) -----------------------------------------------------------------------------------
 // x is [n, dim] float32 row-major throughout. Squared distances are summed in double over float32 differences.
@@ -50,9 +54,11 @@ static inline uint64_t s2s_units_rng_next(uint64_t *state) {
 // A double in [0, 1): the top 53 bits.
 static inline double s2s_units_rng_uniform(uint64_t *state) { return (double)(s2s_units_rng_next(state) >> 11) * 0x1.0p-53; }
 
-// k-means++ (Arthur & Vassilvitskii 2007, one candidate per pick): picks[0] = floor(u * n); each next pick is the
-// first i with cumsum(D2)[i] > u * sum(D2), D2 = squared distance to the nearest pick so far, u drawn from
-// splitmix64(seed). Fails when fewer than k frames are distinct (sum(D2) reaches 0) or k > n.
+// Greedy k-means++ (Arthur & Vassilvitskii 2007; scikit-learn's variant): picks[0] = floor(u * n); for each next
+// pick, L = 2 + floor(ln k) candidates are drawn, each the first i with cumsum(D2)[i] > u * sum(D2) (D2 = squared
+// distance to the nearest pick so far, u from splitmix64(seed)), and the candidate giving the lowest
+// sum(min(D2, d(x, candidate)^2)) is kept (the first on a tie). Fails when fewer than k frames are distinct (sum(D2)
+// reaches 0) or k > n.
 int s2s_kmeans_pp(const float *x, int64_t n, int dim, int k, uint64_t seed, int64_t *picks, s2s_derr *e);
 
 // Nearest centroid of each frame (lowest index on a tie) into assign [n]; dist [n] (may be NULL) gets the squared
@@ -132,6 +138,10 @@ typedef enum { S2S_UNITS_FMT_STRING = 0, S2S_UNITS_FMT_LIST = 1 } s2s_units_form
 // Units of one audio: *units [*n] (malloc'd). dedup collapses runs of the same unit into one.
 int s2s_units_encode_audio(const s2s_units_codebook *cb, const s2s_logmel *lm, const char *spec, int dedup,
                            int32_t **units, int64_t *n, s2s_derr *e);
+// The units of count audios, one per OpenMP thread: units[i], n[i], or errs[i] set and units[i] = NULL. Returns
+// the number of failures.
+int64_t s2s_units_encode_batch(const s2s_units_codebook *cb, const s2s_logmel *lm, const char *const *specs,
+                               int64_t count, int dedup, int32_t **units, int64_t *n, s2s_derr *errs);
 // Appends units in a form docs/prep.md reads: "<|audio_3|><|audio_7|>" or "[3, 7]". Returns a malloc'd string.
 char *s2s_units_format_str(const int32_t *units, int64_t n, s2s_units_format fmt);
 

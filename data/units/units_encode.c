@@ -30,6 +30,14 @@ int s2s_units_encode_audio(const s2s_units_codebook *cb, const s2s_logmel *lm, c
     return 0;
 }
 
+int64_t s2s_units_encode_batch(const s2s_units_codebook *cb, const s2s_logmel *lm, const char *const *specs,
+                               int64_t count, int dedup, int32_t **units, int64_t *n, s2s_derr *errs) {
+    int64_t bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : bad)
+    for (int64_t i = 0; i < count; i++) bad += s2s_units_encode_audio(cb, lm, specs[i], dedup, &units[i], &n[i], &errs[i]) != 0;
+    return bad;
+}
+
 char *s2s_units_format_str(const int32_t *units, int64_t n, s2s_units_format fmt) {
     size_t cap = 16 + (size_t)n * 16, len = 0;  // "<|audio_16383|>" is 15 characters
     char *s = malloc(cap);
@@ -43,44 +51,46 @@ char *s2s_units_format_str(const int32_t *units, int64_t n, s2s_units_format fmt
     return s;
 }
 
-typedef struct enc_ctx {
-    const s2s_units_codebook *cb;
-    const s2s_logmel *lm;
-    const s2s_units_manifest_opts *o;
-    int64_t items, units;
-} enc_ctx;
+// ---- manifests: lines are read in batches; their audios are encoded in parallel, then written in order ----------
 
-// The units of one audio field as a JSON value of the chosen form.
-static cJSON *units_value(enc_ctx *c, const char *spec, const char *what, s2s_derr *e) {
-    char path[4200];
-    if (units_resolve(c->o->audio_root, spec, path, sizeof path))
-        return s2s_derr_set(e, "%s: path is too long", what), NULL;
-    int32_t *u = NULL;
-    int64_t n = 0;
-    s2s_derr ae;
-    if (s2s_units_encode_audio(c->cb, c->lm, path, c->o->dedup, &u, &n, &ae))
-        return s2s_derr_set(e, "%s: %s", what, ae.msg), NULL;
-    cJSON *v = NULL;
-    if (c->o->format == S2S_UNITS_FMT_LIST) v = cJSON_CreateIntArray(u, (int)n);
-    else {
-        char *s = s2s_units_format_str(u, n, S2S_UNITS_FMT_STRING);
-        v = s ? cJSON_CreateString(s) : NULL;
-        free(s);
+#define ENC_LINES 256  // lines per batch
+
+typedef struct enc_job {
+    cJSON *obj;       // the content item (dialogue) or the record (stage 2a) that gains units
+    int tts;          // 1: {"text", "audio"} -> {"text", "units"}; 0: an assistant item gains speech_units
+    int line;         // index into the batch
+    char what[64];    // the field, for errors
+    char spec[4200];  // the resolved audio spec
+} enc_job;
+
+typedef struct enc_batch {
+    cJSON *root[ENC_LINES];
+    long ln[ENC_LINES];
+    s2s_derr err[ENC_LINES];
+    int bad[ENC_LINES];
+    int n;
+    enc_job *jobs;
+    int64_t n_jobs, cap_jobs;
+} enc_batch;
+
+static enc_job *job_new(enc_batch *b, cJSON *obj, int tts, const char *what, const char *spec, const char *root,
+                        s2s_derr *e) {
+    if (b->n_jobs == b->cap_jobs) {
+        int64_t c = b->cap_jobs ? 2 * b->cap_jobs : 512;
+        enc_job *q = realloc(b->jobs, sizeof *q * c);
+        if (!q) return s2s_derr_set(e, "out of memory"), NULL;
+        b->jobs = q, b->cap_jobs = c;
     }
-    free(u);
-    if (!v) return s2s_derr_set(e, "%s: out of memory", what), NULL;
-    c->items++;
-    c->units += n;
-    return v;
+    enc_job *j = &b->jobs[b->n_jobs];
+    j->obj = obj, j->tts = tts, j->line = b->n;
+    snprintf(j->what, sizeof j->what, "%s", what);
+    if (units_resolve(root, spec, j->spec, sizeof j->spec)) return s2s_derr_set(e, "%s: path is too long", what), NULL;
+    b->n_jobs++;
+    return j;
 }
 
-static void set_item(cJSON *obj, const char *key, cJSON *v) {
-    if (cJSON_HasObjectItem(obj, key)) cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v);
-    else cJSON_AddItemToObject(obj, key, v);
-}
-
-// One record, rewritten in place.
-static int encode_record(enc_ctx *c, cJSON *root, s2s_derr *e) {
+// The audios of one record that get units, appended to the batch's jobs.
+static int collect(enc_batch *b, cJSON *root, const char *audio_root, s2s_derr *e) {
     cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (msgs) {
         int mi = 0;
@@ -92,28 +102,85 @@ static int encode_record(enc_ctx *c, cJSON *root, s2s_derr *e) {
             for (cJSON *it = content->child; it; it = it->next, ci++) {
                 const cJSON *au = cJSON_GetObjectItemCaseSensitive(it, "audio");
                 if (!cJSON_IsString(au) || !*au->valuestring) continue;
-                char what[64];
-                snprintf(what, sizeof what, "messages[%d].content[%d].audio", mi, ci);
                 const cJSON *text = cJSON_GetObjectItemCaseSensitive(it, "text");
                 if (!cJSON_IsString(text) || !*text->valuestring)  // prep refuses speech without its text
                     return s2s_derr_set(e, "messages[%d].content[%d]: an assistant audio needs its \"text\"", mi, ci);
-                cJSON *v = units_value(c, au->valuestring, what, e);
-                if (!v) return -1;
-                set_item(it, "speech_units", v);
-                set_item(it, "audio", cJSON_CreateString(""));
+                char what[64];
+                snprintf(what, sizeof what, "messages[%d].content[%d].audio", mi, ci);
+                if (!job_new(b, it, 0, what, au->valuestring, audio_root, e)) return -1;
             }
         }
         return 0;
     }
     const cJSON *au = cJSON_GetObjectItemCaseSensitive(root, "audio");
     if (cJSON_IsString(au) && *au->valuestring && cJSON_HasObjectItem(root, "text") &&
-        !cJSON_HasObjectItem(root, "continuation")) {
-        cJSON *v = units_value(c, au->valuestring, "audio", e);
-        if (!v) return -1;
-        set_item(root, "units", v);
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "audio");  // {"text", "audio"} would read as a stage-1 record
-    }
+        !cJSON_HasObjectItem(root, "continuation") && !job_new(b, root, 1, "audio", au->valuestring, audio_root, e))
+        return -1;
     return 0;
+}
+
+static void set_item(cJSON *obj, const char *key, cJSON *v) {
+    if (cJSON_HasObjectItem(obj, key)) cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v);
+    else cJSON_AddItemToObject(obj, key, v);
+}
+
+static cJSON *units_json(const int32_t *u, int64_t n, s2s_units_format fmt) {
+    if (fmt == S2S_UNITS_FMT_LIST) return cJSON_CreateIntArray(u, (int)n);
+    char *s = s2s_units_format_str(u, n, S2S_UNITS_FMT_STRING);
+    cJSON *v = s ? cJSON_CreateString(s) : NULL;
+    free(s);
+    return v;
+}
+
+// Encodes the batch's audios, puts the units into the records and writes the good records in order.
+static int flush(enc_batch *b, const s2s_units_codebook *cb, const s2s_logmel *lm, const s2s_units_manifest_opts *o,
+                 FILE *out, FILE *log, s2s_units_manifest_stats *st) {
+    int64_t nj = b->n_jobs;
+    const char **specs = malloc(sizeof(char *) * (nj ? nj : 1));
+    int32_t **units = calloc((size_t)(nj ? nj : 1), sizeof(int32_t *));
+    int64_t *len = calloc((size_t)(nj ? nj : 1), sizeof(int64_t));
+    s2s_derr *errs = malloc(sizeof(s2s_derr) * (nj ? nj : 1));
+    int io_bad = 0;
+    if (!specs || !units || !len || !errs) {
+        io_bad = 1;
+        fprintf(log, "%s: out of memory\n", o->in);
+        goto done;
+    }
+    for (int64_t j = 0; j < nj; j++) specs[j] = b->jobs[j].spec;
+    s2s_units_encode_batch(cb, lm, specs, nj, o->dedup, units, len, errs);
+    for (int64_t j = 0; j < nj; j++) {
+        enc_job *jb = &b->jobs[j];
+        if (b->bad[jb->line]) continue;  // the line's first failure is the one reported
+        cJSON *v = units[j] ? units_json(units[j], len[j], o->format) : NULL;
+        if (!v) {
+            b->bad[jb->line] = 1;
+            if (units[j]) s2s_derr_set(&b->err[jb->line], "%s: out of memory", jb->what);
+            else s2s_derr_set(&b->err[jb->line], "%s: %s", jb->what, errs[j].msg);
+            continue;
+        }
+        st->encoded_items++;
+        st->units += len[j];
+        set_item(jb->obj, jb->tts ? "units" : "speech_units", v);
+        if (jb->tts) cJSON_DeleteItemFromObjectCaseSensitive(jb->obj, "audio");  // {text, audio} reads as stage 1
+        else set_item(jb->obj, "audio", cJSON_CreateString(""));               // OpenS2S has no assistant audio
+    }
+    for (int i = 0; i < b->n && !io_bad; i++) {
+        char *js = b->bad[i] ? NULL : cJSON_PrintUnformatted(b->root[i]);
+        if (!b->bad[i] && !js) s2s_derr_set(&b->err[i], "out of memory"), b->bad[i] = 1;
+        if (b->bad[i]) {
+            fprintf(log, "%s:%ld: %s\n", o->in, b->ln[i], b->err[i].msg);
+            st->errors++;
+            continue;
+        }
+        io_bad = fputs(js, out) < 0 || fputc('\n', out) < 0;
+        free(js);
+    }
+done:
+    for (int64_t j = 0; j < nj; j++) free(units ? units[j] : NULL);
+    free(specs), free(units), free(len), free(errs);
+    for (int i = 0; i < b->n; i++) cJSON_Delete(b->root[i]);
+    b->n = 0, b->n_jobs = 0;
+    return io_bad ? -1 : 0;
 }
 
 int s2s_units_encode_manifest(const s2s_units_codebook *cb, const s2s_units_manifest_opts *o,
@@ -125,40 +192,40 @@ int s2s_units_encode_manifest(const s2s_units_codebook *cb, const s2s_units_mani
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
     FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fclose(in);
-        return s2s_derr_set(e, "cannot create '%s': %s", tmp, strerror(errno));
-    }
+    enc_batch *b = calloc(1, sizeof *b);
     s2s_logmel *lm = NULL;
-    if (s2s_logmel_new(&lm, e)) {
-        fclose(in), fclose(out), remove(tmp);
+    if (!out || !b || s2s_logmel_new(&lm, e)) {
+        if (!out) s2s_derr_set(e, "cannot create '%s': %s", tmp, strerror(errno));
+        else if (!b) s2s_derr_set(e, "out of memory");
+        fclose(in);
+        if (out) fclose(out), remove(tmp);
+        free(b);
         return -1;
     }
-    enc_ctx c = {.cb = cb, .lm = lm, .o = o};
     char *line = NULL;
     size_t cap = 0;
     long len, ln;
     int io_bad = 0;
-    for (ln = 1; (len = units_getline(&line, &cap, in)) >= 0 && !io_bad; ln++) {
+    for (ln = 1; !io_bad && (len = units_getline(&line, &cap, in)) >= 0; ln++) {
         if (strspn(line, " \t") == (size_t)len) continue;
         st->records++;
-        cJSON *root = cJSON_ParseWithLength(line, (size_t)len);
-        s2s_derr le;
-        int bad = !cJSON_IsObject(root) ? s2s_derr_set(&le, "not a JSON object") : encode_record(&c, root, &le);
-        char *js = bad ? NULL : cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        if (bad || !js) {
-            fprintf(log, "%s:%ld: %s\n", o->in, ln, bad ? le.msg : "out of memory");
-            st->errors++;
-            continue;
+        int i = b->n;  // the jobs collect() queues belong to line i of the batch
+        b->ln[i] = ln;
+        b->root[i] = cJSON_ParseWithLength(line, (size_t)len);
+        b->bad[i] = !cJSON_IsObject(b->root[i]) ? s2s_derr_set(&b->err[i], "not a JSON object")
+                                                : collect(b, b->root[i], o->audio_root, &b->err[i]);
+        if (b->bad[i]) {  // drop the jobs a half-collected record queued
+            while (b->n_jobs && b->jobs[b->n_jobs - 1].line == i) b->n_jobs--;
+            b->bad[i] = 1;
         }
-        io_bad = fputs(js, out) < 0 || fputc('\n', out) < 0;
-        free(js);
+        if (++b->n == ENC_LINES) io_bad = flush(b, cb, lm, o, out, log, st);
     }
+    if (!io_bad) io_bad = flush(b, cb, lm, o, out, log, st);
     free(line);
+    free(b->jobs);
+    for (int i = 0; i < b->n; i++) cJSON_Delete(b->root[i]);
+    free(b);
     s2s_logmel_free(lm);
-    st->encoded_items = c.items;
-    st->units = c.units;
     io_bad |= ferror(in);
     fclose(in);
     io_bad |= fflush(out) != 0;

@@ -63,3 +63,11 @@ int s2s_units_features_file(const s2s_logmel *lm, const char *spec, s2s_units_no
     free(pcm);
     return rc;
 }
+
+int64_t s2s_units_features_batch(const s2s_logmel *lm, const char *const *specs, int64_t count, s2s_units_norm norm,
+                                 float **feat, int64_t *T, s2s_derr *errs) {
+    int64_t bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : bad)
+    for (int64_t i = 0; i < count; i++) bad += s2s_units_features_file(lm, specs[i], norm, &feat[i], &T[i], &errs[i]) != 0;
+    return bad;
+}

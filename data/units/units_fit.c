@@ -1,6 +1,7 @@
 // units_fit.c — a codebook from audio: gather the unit frames of every input (audio specs and the audio of
 // .jsonl manifests, each distinct audio once, in input order), keep a seeded uniform sample of --max-frames of
 // them, seed with k-means++ and run Lloyd.
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 // The reservoir's generator is seeded apart from k-means++'s so that sampling does not shift its draws.
 #define RESERVOIR_SALT 0x5265736572766f69ull  // "Reservoi"
+#define FIT_BATCH 64                          // audios whose features are computed in parallel, then kept in order
 
 typedef struct audio_list {
     char **spec;    // resolved audio specs
@@ -161,22 +163,22 @@ int s2s_units_fit(const s2s_units_fit_opts *o, s2s_units_codebook *cb, s2s_units
         goto done;
     }
     if (s2s_logmel_new(&lm, e)) goto done;
-    for (int64_t a = 0; a < l.n; a++) {
-        float *feat = NULL;  // [T, 128]
-        int64_t T = 0;
-        s2s_derr fe;
-        if (s2s_units_features_file(lm, l.spec[a], o->norm, &feat, &T, &fe)) {
-            s2s_derr_set(e, "%s%s", l.origin[a], fe.msg);
-            goto done;
+    for (int64_t a = 0; a < l.n; a += FIT_BATCH) {
+        int64_t nb = l.n - a < FIT_BATCH ? l.n - a : FIT_BATCH, T[FIT_BATCH];
+        float *feat[FIT_BATCH];  // [T[b], 128] each
+        static_assert(FIT_BATCH <= 64, "batch arrays live on the stack");
+        s2s_derr fe[FIT_BATCH];
+        s2s_units_features_batch(lm, (const char *const *)l.spec + a, nb, o->norm, feat, T, fe);
+        int bad = 0;
+        for (int64_t b = 0; b < nb; b++) {  // in input order, so the reservoir sees the same stream for any threads
+            if (!bad && !feat[b]) bad = s2s_derr_set(e, "%s%s", l.origin[a + b], fe[b].msg);
+            else if (!bad && reservoir_add(&r, feat[b], T[b]))
+                bad = s2s_derr_set(e, "out of memory for %lld frames", (long long)r.n);
+            free(feat[b]);
         }
-        int bad = reservoir_add(&r, feat, T);
-        free(feat);
-        if (bad) {
-            s2s_derr_set(e, "out of memory for %lld frames", (long long)r.n);
-            goto done;
-        }
-        if (o->log && ((a + 1) % 500 == 0 || a + 1 == l.n))
-            fprintf(o->log, "units fit: %lld / %lld audios, %lld frames\n", (long long)(a + 1), (long long)l.n,
+        if (bad) goto done;
+        if (o->log && ((a + nb) % 512 == 0 || a + nb == l.n))
+            fprintf(o->log, "units fit: %lld / %lld audios, %lld frames\n", (long long)(a + nb), (long long)l.n,
                     (long long)r.seen);
     }
     if (o->k > r.n) {

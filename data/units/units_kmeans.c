@@ -5,6 +5,7 @@
 // differences in double, each frame's on one thread, so assignments are the same for any OpenMP thread count
 // and agree with a float64 NumPy rendering except on exact ties. Every sum over frames (D2 totals, centroid
 // means, inertia) runs in frame order on one thread.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "units.h"
@@ -26,8 +27,11 @@ static double sqdist(const float *a, const float *b, int dim) {
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// Below this many distance terms a parallel region costs more than it saves (one utterance's units).
+#define PAR_MIN ((int64_t)1 << 18)
+
 void s2s_kmeans_assign(const float *x, int64_t n, int dim, const float *c, int k, int32_t *assign, double *dist) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * k * dim >= PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x + i * dim;
         double best = sqdist(xi, c, dim);
@@ -43,41 +47,64 @@ void s2s_kmeans_assign(const float *x, int64_t n, int dim, const float *c, int k
 
 int s2s_kmeans_pp(const float *x, int64_t n, int dim, int k, uint64_t seed, int64_t *picks, s2s_derr *e) {
     if (k < 1 || k > n) return s2s_derr_set(e, "k-means++: k = %d needs 1 <= k <= frames (%lld)", k, (long long)n);
-    double *d2 = malloc(sizeof(double) * n);  // [n] squared distance to the nearest pick so far
-    if (!d2) return s2s_derr_set(e, "k-means++: out of memory for %lld frames", (long long)n);
+    double *d2 = malloc(sizeof(double) * n), *cand = malloc(sizeof(double) * n);  // [n] each
+    if (!d2 || !cand) {
+        free(d2), free(cand);
+        return s2s_derr_set(e, "k-means++: out of memory for %lld frames", (long long)n);
+    }
+    // Greedy k-means++ (as scikit-learn): L candidates a pick, keep the one that lowers sum(D2) most. One candidate
+    // lands a second centroid in an already covered cluster with probability ~ within / between spread, a local
+    // optimum Lloyd cannot leave; needing all L to do so makes that rare.
+    int L = 2 + (int)log((double)k);
     uint64_t rng = seed;
     int64_t p = (int64_t)(s2s_units_rng_uniform(&rng) * (double)n);
     picks[0] = p < n ? p : n - 1;
     const float *c0 = x + picks[0] * dim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * dim >= PAR_MIN)
     for (int64_t i = 0; i < n; i++) d2[i] = sqdist(x + i * dim, c0, dim);
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += d2[i];
     for (int m = 1; m < k; m++) {
-        double total = 0;
-        for (int64_t i = 0; i < n; i++) total += d2[i];
         if (!(total > 0)) {
-            free(d2);
+            free(d2), free(cand);
             return s2s_derr_set(e, "k-means++: only %d distinct frames among %lld, fewer than k = %d", m,
                                 (long long)n, k);
         }
-        double target = s2s_units_rng_uniform(&rng) * total, cum = 0;
-        int64_t pick = -1, last = -1;
-        for (int64_t i = 0; i < n; i++) {
-            if (d2[i] > 0) last = i;
-            cum += d2[i];
-            if (cum > target && d2[i] > 0) {
-                pick = i;
-                break;
+        int64_t best = -1;
+        double best_pot = 0;
+        for (int l = 0; l < L; l++) {
+            double target = s2s_units_rng_uniform(&rng) * total, cum = 0;
+            int64_t pick = -1, last = -1;
+            for (int64_t i = 0; i < n; i++) {
+                if (d2[i] > 0) last = i;
+                cum += d2[i];
+                if (cum > target && d2[i] > 0) {
+                    pick = i;
+                    break;
+                }
             }
+            if (pick < 0) pick = last;  // rounding can leave target at the very end of the sum
+            const float *cm = x + pick * dim;
+#pragma omp parallel for schedule(static) if (n * dim >= PAR_MIN)
+            for (int64_t i = 0; i < n; i++) {
+                double d = sqdist(x + i * dim, cm, dim);
+                cand[i] = d < d2[i] ? d : d2[i];
+            }
+            double pot = 0;
+            for (int64_t i = 0; i < n; i++) pot += cand[i];
+            if (best < 0 || pot < best_pot) best = pick, best_pot = pot;
         }
-        picks[m] = pick >= 0 ? pick : last;  // rounding can leave target at the very end of the sum
-        const float *cm = x + picks[m] * dim;
-#pragma omp parallel for schedule(static)
+        picks[m] = best;
+        const float *cb = x + best * dim;
+#pragma omp parallel for schedule(static) if (n * dim >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
-            double d = sqdist(x + i * dim, cm, dim);
+            double d = sqdist(x + i * dim, cb, dim);
             if (d < d2[i]) d2[i] = d;
         }
+        total = 0;
+        for (int64_t i = 0; i < n; i++) total += d2[i];
     }
-    free(d2);
+    free(d2), free(cand);
     return 0;
 }
 
@@ -108,7 +135,7 @@ static void update_means(const float *x, int64_t n, int dim, int k, const int32_
     int64_t *fill = start + k + 1;  // [k] scratch after start
     memcpy(fill, start, sizeof(int64_t) * k);
     for (int64_t i = 0; i < n; i++) order[fill[assign[i]]++] = i;
-#pragma omp parallel
+#pragma omp parallel if (n * dim >= PAR_MIN)
     {
         double acc[S2S_UNITS_DIM];
         double *s = dim <= S2S_UNITS_DIM ? acc : malloc(sizeof(double) * dim);

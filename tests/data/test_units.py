@@ -3,20 +3,22 @@ manifest rewriting, errors, determinism across thread counts.
 
 - features: `s2s mel`'s log-mel (checked against WhisperFeatureExtractor by test_mel.py), mean-pooled by 8 in NumPy,
   minus the utterance mean, equal to the frames `s2s units fit --save-frames` clustered;
-- k-means++: the picks equal NumPy's with the same splitmix64 stream; Lloyd (float64 NumPy, the same empty-cluster
+- greedy k-means++: the picks equal NumPy's with the same splitmix64 stream; Lloyd (float64 NumPy, the same empty-cluster
   rule) from those picks: the same assignments, iteration count and cluster sizes, centroids within 1e-5;
 - --max-frames: the reservoir sample equals NumPy's Algorithm R on the same stream;
 - encode: units = the nearest centroid of each frame; --dedup, --format list; a manifest gains speech_units /
   units where s2s prep reads them, and s2s prep accepts the result;
-- synthetic clustered audio (tones): k-means finds the clusters and encoding a new utterance recovers them;
+- synthetic clustered audio (band noise): k-means finds the clusters and encoding a new utterance recovers them;
 - errors name the file: a missing audio or manifest, k > frames, corrupt / truncated / foreign codebooks, a bad line;
 - OMP_NUM_THREADS=1 and 2 give the same codebook bytes and the same units.
 
 usage: python3 tests/data/test_units.py S2S_BINARY BUILD_DIR   (from the repository root; ctest does this)
 """
 import json
+import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -95,16 +97,24 @@ def sqdist(x, c):
 
 
 def kmeans_pp(x, k, seed):
+    """Greedy k-means++: 2 + floor(ln k) D2-sampled candidates a pick, the one lowering sum(D2) most kept."""
     r = SplitMix(seed)
     n = len(x)
+    trials = 2 + int(math.log(k))
     picks = [min(int(r.uniform() * n), n - 1)]
     d2 = sqdist(x, x[picks[:1]])[:, 0]
     for _ in range(1, k):
-        cum = np.cumsum(d2)
-        target = r.uniform() * cum[-1]
-        hit = np.nonzero((cum > target) & (d2 > 0))[0]
-        picks.append(int(hit[0]) if len(hit) else int(np.nonzero(d2 > 0)[0][-1]))
-        d2 = np.minimum(d2, sqdist(x, x[picks[-1:]])[:, 0])
+        cum = np.cumsum(d2)  # sequential, as the C sums
+        best, best_pot = None, None
+        for _ in range(trials):
+            target = r.uniform() * cum[-1]
+            hit = np.nonzero((cum > target) & (d2 > 0))[0]
+            cand = int(hit[0]) if len(hit) else int(np.nonzero(d2 > 0)[0][-1])
+            pot = np.cumsum(np.minimum(d2, sqdist(x, x[[cand]])[:, 0]))[-1]
+            if best is None or pot < best_pot:
+                best, best_pot = cand, pot
+        picks.append(best)
+        d2 = np.minimum(d2, sqdist(x, x[[best]])[:, 0])
     return picks
 
 
@@ -337,46 +347,65 @@ def manifest(cb, c):
     p = s2s("units", "encode", "--codebook", cb, bad, "--out", out3, ok=False)
     check(p.returncode == 1 and f"{bad}:2: audio:" in p.stderr and "missing.wav" in p.stderr and f"{bad}:3:" in p.stderr
           and len(open(out3).read().splitlines()) == 1, f"bad lines named file:line and left out: {p.stderr.strip()}")
+    # across the encoder's 256-line batches: order kept, the failing line named by its number
+    big, out4 = path("big.jsonl"), path("out_big.jsonl")
+    with open(big, "w") as f:
+        for i in range(600):
+            w = path("missing.wav") if i == 400 else SPEECH[i % 3]
+            f.write(json.dumps({"text": f"line {i + 1}", "audio": w}) + "\n")
+    p = s2s("units", "encode", "--codebook", cb, big, "--out", out4, ok=False)
+    got = [json.loads(l) for l in open(out4)]
+    want = {i % 3: "".join(f"<|audio_{u}|>" for u in sqdist(features(SPEECH[i % 3]), c).argmin(axis=1)) for i in range(3)}
+    check(p.returncode == 1 and f"{big}:401: audio:" in p.stderr and len(re.findall(re.escape(big) + r":\d+:", p.stderr)) == 1 and
+          [g["text"] for g in got] == [f"line {i + 1}" for i in range(600) if i != 400] and
+          all(g["units"] == want[(int(g["text"].split()[1]) - 1) % 3] for g in got),
+          "600 lines: units in order across batches, line 401's failure named")
 
 
 # ---- clustered synthetic audio ----------------------------------------------------------------------------------------
-TONES = [300.0, 700.0, 1300.0, 2500.0, 4200.0]
+# Five "sounds": noise in disjoint bands over a faint white-noise floor (25 dB down). Noise rather than tones: a tone
+# switching phase or stopping makes a click, whose broadband log-mel frames form a cluster of their own; the floor
+# masks what leaks out of a band where a segment starts or ends.
+BANDS = [(100, 300), (450, 850), (1100, 1900), (2300, 3600), (4600, 7200)]
 SEG = 4 * 1280  # 4 unit frames per segment
 
 
-def tone_audio(seq, file):
-    t = np.arange(SEG) / 16000.0
-    x = np.concatenate([0.3 * np.sin(2 * np.pi * TONES[s] * t + rng.uniform(0, 6.3)) for s in seq])
-    x = x + rng.normal(0, 0.003, len(x))
+def band_audio(seq, file):
+    f = np.fft.rfftfreq(SEG, 1 / 16000)
+    parts = []
+    for s in seq:
+        spec = np.fft.rfft(rng.normal(0, 1, SEG))
+        lo, hi = BANDS[s]
+        parts.append(np.fft.irfft(spec * ((f >= lo) & (f < hi)), SEG))
+    x = np.concatenate(parts)
+    x = 0.2 * x / np.sqrt(np.mean(x ** 2)) + rng.normal(0, 0.2 * 10 ** (-25 / 20), len(x))
     sf.write(file, x.astype(np.float32), 16000, subtype="FLOAT")
 
 
 def clusters():
     files = []
-    for i in range(4):
-        f = path(f"tones{i}.wav")
-        tone_audio(list(rng.permutation(5)) + list(rng.integers(0, 5, 5)), f)
+    for i in range(10):
+        f = path(f"bands{i}.wav")
+        band_audio(list(rng.permutation(5)) + list(rng.integers(0, 5, 3)), f)
         files.append(f)
-    cb, fr = path("cb_tones.safetensors"), path("frames_tones.safetensors")
+    cb, fr = path("cb_bands.safetensors"), path("frames_bands.safetensors")
     p = s2s("units", "fit", "--out", cb, "--k", "5", "--norm", "none", "--seed", str(SEED % 977), "--save-frames", fr,
             "--quiet", *files)
     if p.returncode:
-        check(False, "fit on tones exits 0")
+        check(False, "fit on band noise exits 0")
         return
     seq = [int(s) for s in rng.integers(0, 5, 12)]
-    probe = path("tones_probe.wav")
-    tone_audio(seq, probe)
+    probe = path("bands_probe.wav")
+    band_audio(seq, probe)
     units = json.loads(s2s("units", "encode", "--codebook", cb, "--format", "list", probe).stdout.split("\t")[1])
-    # frames 1 and 2 of each 4-frame segment lie wholly inside one tone
-    inner = [(seq[i // 4], units[i]) for i in range(len(units)) if i % 4 in (1, 2) and i // 4 < len(seq)]
     mapping = {}
-    consistent = all(mapping.setdefault(s, u) == u for s, u in inner)
-    check(consistent and len(set(mapping.values())) == len(mapping),
-          f"encode recovers the tone clusters: tone -> unit {mapping} one to one")
+    consistent = all(mapping.setdefault(seq[i // 4], u) == u for i, u in enumerate(units))
+    check(len(units) == 4 * len(seq) and consistent and len(set(mapping.values())) == len(mapping),
+          f"encode recovers the clusters: every frame's unit is its sound's, one to one {mapping}")
     p = s2s("units", "encode", "--codebook", cb, "--dedup", "--format", "list", probe)
     dd = json.loads(p.stdout.split("\t")[1])
     want = [mapping.get(s) for i, s in enumerate(seq) if i == 0 or s != seq[i - 1]]
-    check(None not in want and dd == want, f"--dedup: one unit per tone segment {dd} = {want}")
+    check(dd == want, f"--dedup: one unit per segment {dd} = {want}")
 
 
 # ---- errors -------------------------------------------------------------------------------------------------------------
