@@ -47,9 +47,10 @@ void s2s_kmeans_assign(const float *x, int64_t n, int dim, const float *c, int k
 
 int s2s_kmeans_pp(const float *x, int64_t n, int dim, int k, uint64_t seed, int64_t *picks, s2s_derr *e) {
     if (k < 1 || k > n) return s2s_derr_set(e, "k-means++: k = %d needs 1 <= k <= frames (%lld)", k, (long long)n);
-    double *d2 = malloc(sizeof(double) * n), *cand = malloc(sizeof(double) * n);  // [n] each
-    if (!d2 || !cand) {
-        free(d2), free(cand);
+    // [n] each: D2 so far, the candidate being tried, the best candidate's min(D2, d^2)
+    double *d2 = malloc(sizeof(double) * n), *cand = malloc(sizeof(double) * n), *keep = malloc(sizeof(double) * n);
+    if (!d2 || !cand || !keep) {
+        free(d2), free(cand), free(keep);
         return s2s_derr_set(e, "k-means++: out of memory for %lld frames", (long long)n);
     }
     // Greedy k-means++ (as scikit-learn): L candidates a pick, keep the one that lowers sum(D2) most. One candidate
@@ -66,7 +67,7 @@ int s2s_kmeans_pp(const float *x, int64_t n, int dim, int k, uint64_t seed, int6
     for (int64_t i = 0; i < n; i++) total += d2[i];
     for (int m = 1; m < k; m++) {
         if (!(total > 0)) {
-            free(d2), free(cand);
+            free(d2), free(cand), free(keep);
             return s2s_derr_set(e, "k-means++: only %d distinct frames among %lld, fewer than k = %d", m,
                                 (long long)n, k);
         }
@@ -92,19 +93,18 @@ int s2s_kmeans_pp(const float *x, int64_t n, int dim, int k, uint64_t seed, int6
             }
             double pot = 0;
             for (int64_t i = 0; i < n; i++) pot += cand[i];
-            if (best < 0 || pot < best_pot) best = pick, best_pot = pot;
+            if (best < 0 || pot < best_pot) {
+                double *t = keep;
+                keep = cand, cand = t;
+                best = pick, best_pot = pot;
+            }
         }
         picks[m] = best;
-        const float *cb = x + best * dim;
-#pragma omp parallel for schedule(static) if (n * dim >= PAR_MIN)
-        for (int64_t i = 0; i < n; i++) {
-            double d = sqdist(x + i * dim, cb, dim);
-            if (d < d2[i]) d2[i] = d;
-        }
-        total = 0;
-        for (int64_t i = 0; i < n; i++) total += d2[i];
+        double *t = d2;
+        d2 = keep, keep = t;
+        total = best_pot;
     }
-    free(d2), free(cand);
+    free(d2), free(cand), free(keep);
     return 0;
 }
 
