@@ -11,10 +11,12 @@
 #   S2S_BUILD=build-x launch/demo.sh                  another build directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
-S2S_NO_PY=${S2S_NO_PY:-1} launch/deps.sh   # the demo needs no Python; tests/run.sh installs it
 BUILD=${S2S_BUILD:-build}
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+if [ "${DEMO_NO_SETUP:-0}" != 1 ]; then  # (tests/launch/test_demo.py has its binary already)
+  S2S_NO_PY=${S2S_NO_PY:-1} launch/deps.sh   # the demo needs no Python; tests/run.sh installs it
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+fi
 S2S=$BUILD/s2s
 DEMO=${DEMO_DIR:-demo}
 STEPS=${DEMO_STEPS:-}

@@ -38,8 +38,8 @@ int s2s_train_batch_from_loader(s2s_train_batch *t, const s2s_batch *b, const s2
     t->ids = s2s_malloc((size_t)(N + 1) * sizeof(int32_t));
     t->labels = s2s_malloc((size_t)(N + 1) * sizeof(int32_t));
     t->types = s2s_malloc((size_t)(N + 1) * sizeof(int32_t));
-    memcpy(t->ids, b->input_ids, (size_t)N * sizeof(int32_t));
-    memcpy(t->labels, b->labels, (size_t)N * sizeof(int32_t));
+    if (N) memcpy(t->ids, b->input_ids, (size_t)N * sizeof(int32_t));
+    if (N) memcpy(t->labels, b->labels, (size_t)N * sizeof(int32_t));
     for (int64_t i = 0; i < N; i++) t->types[i] = b->token_types[i];
     t->emotion = s2s_malloc((size_t)(n + 1) * sizeof(int32_t));
     memcpy(t->emotion, b->emotion, (size_t)n * sizeof(int32_t));
@@ -49,7 +49,7 @@ int s2s_train_batch_from_loader(s2s_train_batch *t, const s2s_batch *b, const s2
     t->chunk_off = s2s_malloc((size_t)(t->A + 1) * sizeof(int64_t));
     t->frames = s2s_malloc((size_t)(t->A + 1) * sizeof(int64_t));
     memcpy(t->chunk_off, b->chunk_off, (size_t)(t->A + 1) * sizeof(int64_t));
-    memcpy(t->frames, b->valid_frames, (size_t)t->A * sizeof(int64_t));
+    if (t->A) memcpy(t->frames, b->valid_frames, (size_t)t->A * sizeof(int64_t));
     const size_t mel_n = (size_t)t->n_chunks * MEL_BINS * MEL_FRAMES;
     if (t->A) {
         S2S_CHECK(b->mel, "batch: the loader computed no log-mel (open it with mel = 1)");
@@ -60,7 +60,7 @@ int s2s_train_batch_from_loader(s2s_train_batch *t, const s2s_batch *b, const s2
     // Units: per span (instruct), per sample (stage 2a).
     const int64_t U = b->unit_off[n];
     t->units = s2s_malloc((size_t)(U + 1) * sizeof(int32_t));
-    memcpy(t->units, b->units, (size_t)U * sizeof(int32_t));
+    if (U) memcpy(t->units, b->units, (size_t)U * sizeof(int32_t));  // a batch without units may have no array
     t->n_units_total = U;
     int64_t max_spans = 0;
     for (int64_t s = 0; s < n; s++) max_spans += mode == S2S_BATCH_TTS ? 1 : spans_of(b, s);
