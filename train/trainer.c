@@ -274,12 +274,11 @@ static int write_recipe(trainer *t, char *err, size_t errlen) {
     if (t->rank) return 0;
     char p[4200];
     snprintf(p, sizeof p, "%s/config.yaml", t->r.run_dir);
-    FILE *f = fopen(p, "w");
-    if (!f) return s2s_errf(err, errlen, "%s: cannot write", p);
-    fprintf(f, "# the effective recipe of this run (defaults filled in), written by s2s train\n");
-    s2s_recipe_write(t->cfg, f);
-    fclose(f);
-    return 0;
+    s2s_atomic_file a;
+    if (s2s_atomic_open(&a, p, err, errlen)) return -1;
+    fprintf(a.fp, "# the effective recipe of this run (defaults filled in), written by s2s train\n");
+    s2s_recipe_write(t->cfg, a.fp);
+    return s2s_atomic_commit(&a, err, errlen);
 }
 
 static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char *err, size_t errlen) {

@@ -4,22 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdbool.h>
+#include "args.h"
 #include "cli.h"
 #include "data/audio/audio.h"
 #include "data/audio/logmel.h"
 #include "model/safetensors.h"
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: s2s mel --audio FILE[:start:frames] --out FILE.safetensors [--pad30] [--with-audio] [--bench N]\n"
-            "  Writes tensor `mel` f32 [128, frames]: WhisperFeatureExtractor(feature_size=128) as OpenS2S calls\n"
-            "  it (audio zero-padded to a multiple of 30 s). frames = ceil(samples / 160), the valid frames;\n"
-            "  --pad30 keeps the whole padded array (3000 frames per 30 s chunk).\n"
-            "  --with-audio  also write `audio` f32 [samples], the 16 kHz mono signal the mel was made from\n"
-            "  --bench N     compute the mel N more times and print the fastest, in ms, and the FFT plan\n"
-            "  s2s mel --find-wisdom: print the FFTW wisdom FFTW_PATIENT finds for the transform here\n"
-            "  metadata: valid_frames, padded_frames, samples, sample_rate\n");
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -29,7 +19,22 @@ static double now_s(void) {
 
 static int run(int argc, char **argv) {
     const char *audio = NULL, *out = NULL;
-    int pad30 = 0, with_audio = 0, bench = 0;
+    bool pad30 = false, with_audio = false;
+    int64_t bench = 0;
+    const s2s_arg args[] = {
+        {"--audio", S2S_ARG_STR, &audio, "FILE[:start:frames]", "an audio file or an OpenS2S segment of one"},
+        {"--out", S2S_ARG_STR, &out, "FILE.safetensors", "writes tensor `mel` f32 [128, frames]"},
+        {"--pad30", S2S_ARG_FLAG, &pad30, NULL, "keep the whole padded array (3000 frames per 30 s chunk)"},
+        {"--with-audio", S2S_ARG_FLAG, &with_audio, NULL, "also write `audio` f32 [samples], the 16 kHz signal"},
+        {"--bench", S2S_ARG_INT, &bench, "N", "compute the mel N more times, print the fastest (ms) and the plan"},
+        {NULL},
+    };
+    const s2s_cli cli = {
+        .cmd = "mel", .synopsis = "--audio FILE[:start:frames] --out FILE.safetensors [options]", .args = args,
+        .epilog = "  The mel is WhisperFeatureExtractor(feature_size=128) as OpenS2S calls it (audio zero-padded to\n"
+                  "  a multiple of 30 s); frames = ceil(samples / 160), the valid frames. Metadata: valid_frames,\n"
+                  "  padded_frames, samples, sample_rate. `s2s mel --find-wisdom` prints the FFTW wisdom\n"
+                  "  FFTW_PATIENT finds for the transform here.\n"};
     if (argc == 2 && !strcmp(argv[1], "--find-wisdom")) {  // for maintainers: see mel_wisdom in data/audio/logmel.c
         char *w = s2s_logmel_find_wisdom();
         if (!w) {
@@ -40,19 +45,11 @@ static int run(int argc, char **argv) {
         free(w);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--audio") && i + 1 < argc) audio = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--pad30")) pad30 = 1;
-        else if (!strcmp(argv[i], "--with-audio")) with_audio = 1;
-        else if (!strcmp(argv[i], "--bench") && i + 1 < argc) bench = atoi(argv[++i]);
-        else {
-            usage(strcmp(argv[i], "--help") ? stderr : stdout);
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    int prc = s2s_args_parse(&cli, argc, argv, NULL, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
     if (!audio || !out) {
-        usage(stderr);
+        fprintf(stderr, "s2s mel: --audio and --out are required\n\n");
+        s2s_args_usage(&cli, stderr);
         return 2;
     }
     s2s_derr err;

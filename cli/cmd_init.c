@@ -6,41 +6,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/fs.h"
+#include "args.h"
 #include "cli.h"
 #include "model/checkpoint.h"
 #include "model/hf_config.h"
 #include "model/omnispeech.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: s2s init --config FILE --out DIR [--seed N] [--dtype f32|bf16|f16] [--shard-mb N]\n"
-            "  FILE  an OmniSpeech config.json (audio_encoder_config, llm_config, tts_lm_config, conv_kernel_sizes,\n"
-            "        adapter_inner_dim, interleave_strategy), e.g. configs/tiny/model.json\n"
-            "  Writes DIR/config.json and DIR/model.safetensors (sharded with an index above --shard-mb MiB) holding\n"
-            "  every parameter under its OpenS2S name, initialised as a freshly constructed OpenS2S model: encoder,\n"
-            "  LLM and TTS-LM as transformers' _init_weights (normal(0, 0.02), zero biases and pad rows, unit\n"
-            "  norms); adapter, llm2tts and llm_ln with PyTorch's module defaults.\n"
-            "  --seed N    (default 0) the same seed gives the same weights\n"
-            "  --dtype     in the files (default f32)\n");
-}
-
 static int run(int argc, char **argv) {
     const char *config = NULL, *out = NULL, *dtype = "f32";
-    unsigned long long seed = 0;
+    int64_t seed = 0;
     double shard_mb = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
-        else if (!strcmp(argv[i], "--shard-mb") && i + 1 < argc) shard_mb = atof(argv[++i]);
-        else {
-            usage(strcmp(argv[i], "--help") ? stderr : stdout);
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    const s2s_arg args[] = {
+        {"--config", S2S_ARG_STR, &config, "FILE", "an OmniSpeech config.json, e.g. configs/tiny/model.json"},
+        {"--out", S2S_ARG_STR, &out, "DIR", "writes DIR/config.json and DIR/model.safetensors"},
+        {"--seed", S2S_ARG_INT, &seed, "N", "(default 0) the same seed gives the same weights"},
+        {"--dtype", S2S_ARG_STR, &dtype, "f32|bf16|f16", "in the files (default f32)"},
+        {"--shard-mb", S2S_ARG_F64, &shard_mb, "N", "shard the safetensors (with an index) above N MiB"},
+        {NULL},
+    };
+    const s2s_cli cli = {
+        .cmd = "init", .synopsis = "--config FILE --out DIR [--seed N] [--dtype f32|bf16|f16] [--shard-mb N]",
+        .args = args,
+        .epilog = "  FILE holds audio_encoder_config, llm_config, tts_lm_config, conv_kernel_sizes, adapter_inner_dim\n"
+                  "  and interleave_strategy. Every parameter is written under its OpenS2S name, initialised as a\n"
+                  "  freshly constructed OpenS2S model: encoder, LLM and TTS-LM as transformers' _init_weights\n"
+                  "  (normal(0, 0.02), zero biases and pad rows, unit norms); adapter, llm2tts and llm_ln with\n"
+                  "  PyTorch's module defaults.\n"};
+    int prc = s2s_args_parse(&cli, argc, argv, NULL, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
     if (!config || !out) {
-        usage(stderr);
+        fprintf(stderr, "s2s init: --config and --out are required\n\n");
+        s2s_args_usage(&cli, stderr);
         return 2;
     }
     s2s_dtype dt = !strcmp(dtype, "f32") ? S2S_F32 : !strcmp(dtype, "bf16") ? S2S_BF16 : !strcmp(dtype, "f16") ? S2S_F16 : -1;
@@ -62,7 +58,7 @@ static int run(int argc, char **argv) {
     s2s_params_init(&P, S2S_CPU);
     s2s_omnispeech m;
     s2s_omnispeech_create(&m, &P, &cfg);
-    s2s_omnispeech_init_weights(&m, seed);
+    s2s_omnispeech_init_weights(&m, (uint64_t)seed);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", out);
@@ -72,7 +68,7 @@ static int run(int argc, char **argv) {
     if (rc) fprintf(stderr, "s2s init: %s\n", err);
     else
         printf("s2s init: %s: %d tensors, %lld parameters (seed %llu, %s)\n", out, P.n,
-               (long long)s2s_params_count(&P, false), seed, dtype);
+               (long long)s2s_params_count(&P, false), (unsigned long long)seed, dtype);
     s2s_omnispeech_free(&m);
     s2s_params_free(&P);
     return rc ? 1 : 0;

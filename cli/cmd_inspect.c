@@ -6,15 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include "args.h"
 #include "cli.h"
 #include "data/shard/shard.h"
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: s2s inspect SHARD.h5 [--sample I|all] [--json]\n"
-               "  Validates the shard (docs/shard-format.md) and prints a summary; exit 1 naming the fault if any.\n"
-               "  --sample I   also print sample I (all: every sample)\n"
-               "  --json       print JSON instead of text\n");
-}
 
 static void json_str(const char *s) {
     putchar('"');
@@ -161,16 +156,20 @@ static void json_summary(const s2s_shard *sh, const s2s_shard_stats *st) {
 }
 
 static int run(int argc, char **argv) {
-    const char *path = NULL, *which = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout), 0;
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--sample") && i + 1 < argc) which = argv[++i];
-        else if (argv[i][0] == '-' || path) return usage(stderr), 2;
-        else path = argv[i];
-    }
-    if (!path) return usage(stderr), 2;
+    const char *which = NULL, *pos[1];
+    bool json = false;
+    const s2s_arg args[] = {
+        {"--sample", S2S_ARG_STR, &which, "I|all", "also print sample I (all: every sample)"},
+        {"--json", S2S_ARG_FLAG, &json, NULL, "print JSON instead of text"},
+        {NULL},
+    };
+    const s2s_cli cli = {.cmd = "inspect", .synopsis = "SHARD.h5 [--sample I|all] [--json]", .args = args,
+                         .epilog = "  Validates the shard (docs/shard-format.md) and prints a summary; exit 1 naming "
+                                   "the fault if any.\n",
+                         .min_pos = 1, .max_pos = 1};
+    int prc = s2s_args_parse(&cli, argc, argv, pos, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    const char *path = pos[0];
     int64_t first = 0, end = 0;  // the samples to print: [first, end)
     if (which && strcmp(which, "all")) {
         char *stop;

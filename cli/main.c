@@ -1,10 +1,10 @@
-// s2s — command-line entry point. Each subcommand lives in its own file under train/ or eval/;
+// s2s — command-line entry point. Each subcommand lives in its own file, cli/cmd_<name>.c;
 // this table is the only place that lists them.
 #include <stdio.h>
 #include <string.h>
-#include "train/cli.h"
+#include "cli.h"
 
-static const s2s_cmd *commands[] = {&s2s_cmd_demo, &s2s_cmd_version, &s2s_cmd_tokenize, &s2s_cmd_inspect, &s2s_cmd_mel,
+static const s2s_cmd *commands[] = {&s2s_cmd_version, &s2s_cmd_tokenize, &s2s_cmd_inspect, &s2s_cmd_mel,
                                     &s2s_cmd_prep, &s2s_cmd_units, &s2s_cmd_init, &s2s_cmd_forward, &s2s_cmd_train,
                                     &s2s_cmd_plot};
 
