@@ -7,29 +7,12 @@
 #include <string.h>
 #include "autograd/check.h"
 #include "autograd/device.h"
+#include "args.h"
 #include "cli.h"
 #include "model/checkpoint.h"
 #include "model/interleave.h"
 #include "model/omnispeech.h"
 #include "model/safetensors.h"
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: s2s forward --model DIR --inputs BATCH.safetensors --out OUT.safetensors\n"
-            "                   [--grads] [--unfreeze-audio] [--freeze PREFIX[,PREFIX...]] [--recompute]\n"
-            "                   [--threads N]\n"
-            "  DIR    an OpenS2S checkpoint directory (config.json + safetensors), e.g. from `s2s init`\n"
-            "  BATCH  input_ids, attention_mask, labels, token_types i32 [B, L]; mel f32 [A, 128, 3000 k] and\n"
-            "         mel_frames i32 [A]; units i32 [S, U] and units_len i32 [S]; optional spk_emb f32 [S, 512],\n"
-            "         tts_eos i32 [1] (docs/forward-batch.md). Integer tensors may also be i64.\n"
-            "  OUT    loss, loss_llm, loss_tts f32 []; llm_hidden f32 [T, H] (packed, audio spliced in) with\n"
-            "         llm_cu_seqlens i32 [B + 1]; with --grads grad.<name> f32 for every trainable parameter\n"
-            "  --grads           backward from loss. Trainable: everything but the audio encoder (as in every\n"
-            "                    OpenS2S stage); --unfreeze-audio adds it (embed_positions stays frozen);\n"
-            "                    --freeze takes registry-name prefixes off (e.g. llm_model.,audio_adapter.)\n"
-            "  --recompute       one recompute region per encoder / decoder layer\n"
-            "  --threads N       OpenMP / OpenBLAS threads (default: their defaults)\n");
-}
 
 // ---- batch tensors ---------------------------------------------------------------------------------------
 
@@ -180,23 +163,30 @@ static int freeze_list(s2s_params *P, const char *list) {
 static int run(int argc, char **argv) {
     const char *model = NULL, *inputs = NULL, *out = NULL, *freeze = NULL;
     bool grads = false, unfreeze_audio = false, recompute = false;
-    int threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--inputs") && i + 1 < argc) inputs = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--freeze") && i + 1 < argc) freeze = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--grads")) grads = true;
-        else if (!strcmp(argv[i], "--unfreeze-audio")) unfreeze_audio = true;
-        else if (!strcmp(argv[i], "--recompute")) recompute = true;
-        else {
-            usage(strcmp(argv[i], "--help") ? stderr : stdout);
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    int64_t threads = 0;
+    const s2s_arg args[] = {
+        {"--model", S2S_ARG_STR, &model, "DIR", "an OpenS2S checkpoint directory (config.json + safetensors)"},
+        {"--inputs", S2S_ARG_STR, &inputs, "BATCH.safetensors", "the batch as tensors (docs/forward-batch.md)"},
+        {"--out", S2S_ARG_STR, &out, "OUT.safetensors", "loss, loss_llm, loss_tts, llm_hidden, llm_cu_seqlens"},
+        {"--grads", S2S_ARG_FLAG, &grads, NULL, "backward from loss: grad.<name> for every trainable parameter"},
+        {"--unfreeze-audio", S2S_ARG_FLAG, &unfreeze_audio, NULL, "train the audio encoder too (not embed_positions)"},
+        {"--freeze", S2S_ARG_STR, &freeze, "PREFIX[,PREFIX]", "take registry-name prefixes off the trainable set"},
+        {"--recompute", S2S_ARG_FLAG, &recompute, NULL, "one recompute region per encoder / decoder layer"},
+        {"--threads", S2S_ARG_INT, &threads, "N", "OpenMP / OpenBLAS threads (default: their defaults)"},
+        {NULL},
+    };
+    const s2s_cli cli = {
+        .cmd = "forward", .synopsis = "--model DIR --inputs BATCH.safetensors --out OUT.safetensors [options]",
+        .args = args,
+        .epilog = "  BATCH  input_ids, attention_mask, labels, token_types i32 [B, L]; mel f32 [A, 128, 3000 k] and\n"
+                  "         mel_frames i32 [A]; units i32 [S, U] and units_len i32 [S]; optional spk_emb f32 [S, 512],\n"
+                  "         tts_eos i32 [1]. Integer tensors may also be i64. Trainable with --grads: everything but\n"
+                  "         the audio encoder (as in every OpenS2S stage).\n"};
+    int prc = s2s_args_parse(&cli, argc, argv, NULL, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
     if (!model || !inputs || !out) {
-        usage(stderr);
+        fprintf(stderr, "s2s forward: --model, --inputs and --out are required\n\n");
+        s2s_args_usage(&cli, stderr);
         return 2;
     }
     char err[1024];
@@ -222,7 +212,7 @@ static int run(int argc, char **argv) {
         fprintf(stderr, "s2s forward: %s\n", bf.err);
         return 1;
     }
-    s2s_ctx *ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = threads, .arena_bytes = 64 << 20,
+    s2s_ctx *ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = (int)threads, .arena_bytes = 64 << 20,
                                               .scratch_bytes = 16 << 20});
     const s2s_st_entry *ide = entry(&bf, "input_ids", 2, (int64_t[]){-1, -1}, true);
     const int64_t B = ide->shape[0], L = ide->shape[1];

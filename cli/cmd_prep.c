@@ -4,110 +4,64 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include "args.h"
 #include "cli.h"
 #include "data/prep/prep.h"
 
-#define PREP_MAX_LIST 1024
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: s2s prep --manifest A.jsonl[,B.jsonl] --tokenizer DIR --out DIR [options]\n\n"
-            "  --manifest F[,F]     JSONL manifests (repeatable): OpenS2S {\"messages\": ...} dialogues, stage-1\n"
-            "                       {\"audio\", \"continuation\", ...} and stage-2a {\"text\", \"units\"} records\n"
-            "  --tokenizer DIR      the LLM's Hugging Face tokenizer (with <|im_audio_start|> ... <|im_tts_end|>)\n"
-            "  --tts-tokenizer DIR  the TTS-LM's tokenizer (<|audio_N|> and an eos_token); needed for speech units\n"
-            "  --out DIR            writes DIR/<kind>-NNNNN.h5 shards and DIR/prep.json\n"
-            "  --shard-mb N         close a shard once it holds N MiB of payload (default 1024)\n"
-            "  --jobs N             worker threads (default 1); the output is the same for any N\n"
-            "  --audio-root DIR     relative audio and spk_emb paths are relative to DIR (default: as given)\n"
-            "  --enable-thinking    no <think></think> on assistant turns (OpenS2S enable_thinking)\n"
-            "  --emotion-labels L   comma-separated emotion names; a stage-1 \"emotion\" string is its index here\n"
-            "  --max-tokens N       skip records longer than N tokens (default: no limit)\n"
-            "  --max-units N        skip records with more than N units (default: no limit)\n"
-            "  --max-audio-s S      skip records with an audio longer than S seconds (default: no limit)\n"
-            "  --overwrite          replace a previous output in DIR\n"
-            "  --quiet              no progress lines\n\n"
-            "A bad line is reported as file:line: reason and skipped. Exit 0 when at least one record was kept,\n"
-            "1 when none was or on an I/O failure, 2 on a usage error.\n");
-}
-
-// Splits a comma-separated list into out (pointers into s, which is modified), appending after *n.
-static int split_list(char *s, const char **out, int *n, int max) {
-    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-        if (!*tok) continue;
-        if (*n == max) return -1;
-        out[(*n)++] = tok;
-    }
-    return 0;
-}
-
-static int parse_num(const char *opt, const char *v, double lo, double *out) {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || !(d >= lo)) {
-        fprintf(stderr, "s2s prep: %s '%s' must be a number >= %g\n", opt, v, lo);
-        return -1;
-    }
-    *out = d;
-    return 0;
+static int range(const char *opt, double v, double lo, double hi) {
+    if (v >= lo && v <= hi) return 0;
+    fprintf(stderr, "s2s prep: %s %g must be in [%g, %g]\n", opt, v, lo, hi);
+    return -1;
 }
 
 static int run(int argc, char **argv) {
-    static const char *manifests[PREP_MAX_LIST], *emotions[PREP_MAX_LIST];
-    s2s_prep_opts o = {.manifests = manifests, .emotion_labels = emotions, .jobs = 1,
-                       .shard_bytes = (int64_t)1024 << 20, .created_by = "s2s prep 0.1.0"};
-    double d;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout), 0;
-        if (!strcmp(a, "--enable-thinking")) { o.enable_thinking = 1; continue; }
-        if (!strcmp(a, "--overwrite")) { o.overwrite = 1; continue; }
-        if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "s2s prep: %s needs a value (or is unknown)\n\n", a);
-            usage(stderr);
-            return 2;
-        }
-        char *v = argv[++i];
-        if (!strcmp(a, "--manifest")) {
-            if (split_list(v, manifests, &o.n_manifests, PREP_MAX_LIST)) {
-                fprintf(stderr, "s2s prep: more than %d manifests\n", PREP_MAX_LIST);
-                return 2;
-            }
-        } else if (!strcmp(a, "--emotion-labels")) {
-            if (split_list(v, emotions, &o.n_emotion_labels, 128)) {
-                fprintf(stderr, "s2s prep: more than 128 emotion labels (emotion is stored as int8)\n");
-                return 2;
-            }
-        } else if (!strcmp(a, "--tokenizer")) o.llm_tokenizer = v;
-        else if (!strcmp(a, "--tts-tokenizer")) o.tts_tokenizer = v;
-        else if (!strcmp(a, "--out")) o.out_dir = v;
-        else if (!strcmp(a, "--audio-root")) o.audio_root = v;
-        else if (!strcmp(a, "--shard-mb")) {
-            if (parse_num(a, v, 1e-6, &d)) return 2;
-            o.shard_bytes = (int64_t)(d * 1048576.0) > 0 ? (int64_t)(d * 1048576.0) : 1;
-        } else if (!strcmp(a, "--jobs")) {
-            if (parse_num(a, v, 1, &d) || d > 1024) return 2;
-            o.jobs = (int)d;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (parse_num(a, v, 0, &d)) return 2;
-            o.max_tokens = (int64_t)d;
-        } else if (!strcmp(a, "--max-units")) {
-            if (parse_num(a, v, 0, &d)) return 2;
-            o.max_units = (int64_t)d;
-        } else if (!strcmp(a, "--max-audio-s")) {
-            if (parse_num(a, v, 0, &d)) return 2;
-            o.max_audio_s = d;
-        } else {
-            fprintf(stderr, "s2s prep: unknown option %s\n\n", a);
-            usage(stderr);
-            return 2;
-        }
+    static s2s_arg_list manifests, emotions;
+    const char *tok = NULL, *tts_tok = NULL, *out = NULL, *audio_root = NULL;
+    double shard_mb = 1024, jobs = 1, max_tokens = 0, max_units = 0, max_audio_s = 0;
+    bool thinking = false, overwrite = false, quiet = false;
+    const s2s_arg args[] = {
+        {"--manifest", S2S_ARG_LIST, &manifests, "F[,F]", "JSONL manifests (repeatable): OpenS2S {\"messages\"} "
+         "dialogues, stage-1 {\"audio\", \"continuation\", ...}, stage-2a {\"text\", \"units\"}"},
+        {"--tokenizer", S2S_ARG_STR, &tok, "DIR", "the LLM's Hugging Face tokenizer (with <|im_audio_start|> ...)"},
+        {"--tts-tokenizer", S2S_ARG_STR, &tts_tok, "DIR", "the TTS-LM's tokenizer (<|audio_N|>, eos); for units"},
+        {"--out", S2S_ARG_STR, &out, "DIR", "writes DIR/<kind>-NNNNN.h5 shards and DIR/prep.json"},
+        {"--shard-mb", S2S_ARG_F64, &shard_mb, "N", "close a shard once it holds N MiB of payload (default 1024)"},
+        {"--jobs", S2S_ARG_F64, &jobs, "N", "worker threads (default 1); the output is the same for any N"},
+        {"--audio-root", S2S_ARG_STR, &audio_root, "DIR", "relative audio / spk_emb paths are relative to DIR"},
+        {"--enable-thinking", S2S_ARG_FLAG, &thinking, NULL, "no <think></think> on assistant turns (OpenS2S)"},
+        {"--emotion-labels", S2S_ARG_LIST, &emotions, "L", "emotion names; a stage-1 \"emotion\" string is its index"},
+        {"--max-tokens", S2S_ARG_F64, &max_tokens, "N", "skip records longer than N tokens (default: no limit)"},
+        {"--max-units", S2S_ARG_F64, &max_units, "N", "skip records with more than N units (default: no limit)"},
+        {"--max-audio-s", S2S_ARG_F64, &max_audio_s, "S", "skip records with an audio longer than S seconds"},
+        {"--overwrite", S2S_ARG_FLAG, &overwrite, NULL, "replace a previous output in DIR"},
+        {"--quiet", S2S_ARG_FLAG, &quiet, NULL, "no progress lines"},
+        {NULL},
+    };
+    const s2s_cli cli = {
+        .cmd = "prep", .synopsis = "--manifest A.jsonl[,B.jsonl] --tokenizer DIR --out DIR [options]", .args = args,
+        .epilog = "A bad line is reported as file:line: reason and skipped. Exit 0 when at least one record was kept,\n"
+                  "1 when none was or on an I/O failure, 2 on a usage error.\n"};
+    int prc = s2s_args_parse(&cli, argc, argv, NULL, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    if (emotions.n > 128) {
+        fprintf(stderr, "s2s prep: more than 128 emotion labels (emotion is stored as int8)\n");
+        return 2;
     }
+    if (range("--shard-mb", shard_mb, 1e-6, 1e9) || range("--jobs", jobs, 1, 1024) ||
+        range("--max-tokens", max_tokens, 0, 1e15) || range("--max-units", max_units, 0, 1e15) ||
+        range("--max-audio-s", max_audio_s, 0, 1e9))
+        return 2;
+    s2s_prep_opts o = {.manifests = manifests.v, .n_manifests = manifests.n, .emotion_labels = emotions.v,
+                       .n_emotion_labels = emotions.n, .jobs = (int)jobs, .llm_tokenizer = tok,
+                       .tts_tokenizer = tts_tok, .out_dir = out, .audio_root = audio_root,
+                       .enable_thinking = thinking, .overwrite = overwrite, .quiet = quiet,
+                       .max_tokens = (int64_t)max_tokens, .max_units = (int64_t)max_units, .max_audio_s = max_audio_s,
+                       .created_by = "s2s prep 0.1.0"};
+    o.shard_bytes = (int64_t)(shard_mb * 1048576.0) > 0 ? (int64_t)(shard_mb * 1048576.0) : 1;
     if (!o.n_manifests || !o.llm_tokenizer || !o.out_dir) {
         fprintf(stderr, "s2s prep: --manifest, --tokenizer and --out are required\n\n");
-        usage(stderr);
+        s2s_args_usage(&cli, stderr);
         return 2;
     }
     s2s_prep_counts c = {0};

@@ -5,23 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdbool.h>
+#include "args.h"
 #include "cli.h"
 #include "data/tokenizer/tokenizer.h"
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: s2s tokenize --tokenizer DIR (--text STR | --file F) [--lines] [--bench]\n"
-            "       s2s tokenize --tokenizer DIR --decode IDS [--skip-special]\n"
-            "       s2s tokenize --tokenizer DIR --info\n\n"
-            "  --tokenizer DIR   Hugging Face tokenizer directory (or a tokenizer.json)\n"
-            "  --text STR        text to encode; prints the ids, space separated\n"
-            "  --file F          encode the contents of F (- for stdin) as one text\n"
-            "  --lines           with --file: encode each line (without its newline) separately, one output line each\n"
-            "  --bench           time encoding (single thread) and print tokens/s instead of the ids\n"
-            "  --decode IDS      ids separated by spaces or commas; prints the text\n"
-            "  --skip-special    with --decode: drop special tokens\n"
-            "  --info            print the vocabulary size and the eos / pad ids\n");
-}
 
 static char *read_all(const char *path, size_t *len) {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -143,29 +130,26 @@ static int encode_lines(s2s_tok_encoder *e, const char *text, size_t len) {
 
 static int run(int argc, char **argv) {
     const char *dir = NULL, *text = NULL, *file = NULL, *ids = NULL;
-    int lines = 0, do_bench = 0, skip_special = 0, info = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--tokenizer") && has) dir = argv[++i];
-        else if (!strcmp(a, "--text") && has) text = argv[++i];
-        else if (!strcmp(a, "--file") && has) file = argv[++i];
-        else if (!strcmp(a, "--decode") && has) ids = argv[++i];
-        else if (!strcmp(a, "--lines")) lines = 1;
-        else if (!strcmp(a, "--bench")) do_bench = 1;
-        else if (!strcmp(a, "--skip-special")) skip_special = 1;
-        else if (!strcmp(a, "--info")) info = 1;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "s2s tokenize: unknown or incomplete option '%s'\n\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    bool lines = false, do_bench = false, skip_special = false, info = false;
+    const s2s_arg args[] = {
+        {"--tokenizer", S2S_ARG_STR, &dir, "DIR", "Hugging Face tokenizer directory (or a tokenizer.json)"},
+        {"--text", S2S_ARG_STR, &text, "STR", "text to encode; prints the ids, space separated"},
+        {"--file", S2S_ARG_STR, &file, "F", "encode the contents of F (- for stdin) as one text"},
+        {"--lines", S2S_ARG_FLAG, &lines, NULL, "with --file: encode each line separately, one output line each"},
+        {"--bench", S2S_ARG_FLAG, &do_bench, NULL, "time encoding (single thread), print tokens/s instead"},
+        {"--decode", S2S_ARG_STR, &ids, "IDS", "ids separated by spaces or commas; prints the text"},
+        {"--skip-special", S2S_ARG_FLAG, &skip_special, NULL, "with --decode: drop special tokens"},
+        {"--info", S2S_ARG_FLAG, &info, NULL, "print the vocabulary size and the eos / pad ids"},
+        {NULL},
+    };
+    const s2s_cli cli = {.cmd = "tokenize", .args = args,
+                         .synopsis = "--tokenizer DIR (--text STR | --file F [--lines] | --decode IDS | --info) "
+                                     "[--bench] [--skip-special]"};
+    int prc = s2s_args_parse(&cli, argc, argv, NULL, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
     if (!dir || (!!text + !!file + !!ids + info) != 1 || (lines && !file)) {
-        usage(stderr);
+        fprintf(stderr, "s2s tokenize: --tokenizer and exactly one of --text, --file, --decode, --info\n\n");
+        s2s_args_usage(&cli, stderr);
         return 2;
     }
     s2s_derr err;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include "args.h"
 #include "cli.h"
 #include "data/units/units.h"
 #include "model/safetensors.h"
@@ -70,43 +72,45 @@ static int cmd_fit(int argc, char **argv) {
     static const char *inputs[UNITS_MAX_INPUTS];
     s2s_units_fit_opts o = {.inputs = inputs, .k = 128, .seed = 42, .max_iters = 100, .max_frames = 1000000,
                             .norm = S2S_UNITS_NORM_UTTERANCE_MEAN, .log = stderr};
-    const char *out = NULL, *frames_out = NULL, *init = NULL;
-    int k_given = 0, norm_given = 0;
+    const char *out = NULL, *frames_out = NULL, *init = NULL, *norm = NULL;
+    int64_t k = -1, seed = 42, iters = 100, max_frames = 1000000;
+    bool quiet = false;
+    const s2s_arg args[] = {
+        {"--out", S2S_ARG_STR, &out, "CODEBOOK", "the codebook to write (.safetensors)"},
+        {"--k", S2S_ARG_INT, &k, "K", "centroids (default 128; 1..16384, the <|audio_N|> tokens)"},
+        {"--seed", S2S_ARG_INT, &seed, "S", "k-means++ and frame sampling seed (default 42)"},
+        {"--iters", S2S_ARG_INT, &iters, "N", "at most N Lloyd iterations (default 100)"},
+        {"--max-frames", S2S_ARG_INT, &max_frames, "N", "cluster a seeded sample of N frames (default 1e6; 0 = all)"},
+        {"--norm", S2S_ARG_STR, &norm, "M", "utterance_mean (default: subtract each utterance's mean) | none"},
+        {"--audio-root", S2S_ARG_STR, &o.audio_root, "DIR", "relative manifest audio paths are relative to DIR"},
+        {"--init", S2S_ARG_STR, &init, "CODEBOOK", "start Lloyd from this codebook's centroids (its k and norm)"},
+        {"--save-frames", S2S_ARG_STR, &frames_out, "F", "also write frames, k-means++ picks and assignments to F"},
+        {"--quiet", S2S_ARG_FLAG, &quiet, NULL, "no progress lines"},
+        {NULL},
+    };
+    const s2s_cli cli = {.cmd = "units fit", .synopsis = "--out CODEBOOK.safetensors [options] AUDIO_OR_MANIFEST.jsonl...",
+                         .args = args, .max_pos = UNITS_MAX_INPUTS,
+                         .epilog = "  A .jsonl input contributes every audio it names (each distinct path once); others "
+                                   "are audio files.\n"};
+    int n_pos = 0, prc = s2s_args_parse(&cli, argc, argv, inputs, &n_pos);
+    if (prc) return prc == 1 ? 0 : 2;
+    o.n_inputs = n_pos;
+    if (quiet) o.log = NULL;
+    const bool k_given = k >= 0, norm_given = norm != NULL;
     long long v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout), 0;
-        if (!strcmp(a, "--quiet")) { o.log = NULL; continue; }
-        if (a[0] != '-' || !a[1]) {
-            if (o.n_inputs == UNITS_MAX_INPUTS) return fprintf(stderr, "s2s units fit: too many inputs\n"), 2;
-            inputs[o.n_inputs++] = a;
-            continue;
-        }
-        if (i + 1 >= argc) return fprintf(stderr, "s2s units fit: %s needs a value (or is unknown)\n", a), 2;
-        const char *val = argv[++i];
-        if (!strcmp(a, "--out")) out = val;
-        else if (!strcmp(a, "--save-frames")) frames_out = val;
-        else if (!strcmp(a, "--audio-root")) o.audio_root = val;
-        else if (!strcmp(a, "--init")) init = val;
-        else if (!strcmp(a, "--k")) {
-            if (parse_i64(a, val, 1, S2S_UNITS_MAX_K, &v)) return 2;
-            o.k = (int)v, k_given = 1;
-        } else if (!strcmp(a, "--seed")) {
-            if (parse_i64(a, val, 0, (long long)((1ull << 63) - 1), &v)) return 2;
-            o.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--iters")) {
-            if (parse_i64(a, val, 0, 1 << 30, &v)) return 2;
-            o.max_iters = (int)v;
-        } else if (!strcmp(a, "--max-frames")) {
-            if (parse_i64(a, val, 0, (long long)1 << 40, &v)) return 2;
-            o.max_frames = v;
-        } else if (!strcmp(a, "--norm")) {
-            norm_given = 1;
-            if (!strcmp(val, "utterance_mean")) o.norm = S2S_UNITS_NORM_UTTERANCE_MEAN;
-            else if (!strcmp(val, "none")) o.norm = S2S_UNITS_NORM_NONE;
-            else return fprintf(stderr, "s2s units fit: --norm must be utterance_mean or none\n"), 2;
-        } else return fprintf(stderr, "s2s units fit: unknown option %s (s2s units --help)\n", a), 2;
+    char buf[32];
+    if (k_given) {
+        snprintf(buf, sizeof buf, "%lld", (long long)k);
+        if (parse_i64("--k", buf, 1, S2S_UNITS_MAX_K, &v)) return 2;
+        o.k = (int)v;
     }
+    if (seed < 0 || iters < 0 || iters > 1 << 30 || max_frames < 0 || max_frames > (int64_t)1 << 40)
+        return fprintf(stderr, "s2s units fit: --seed, --iters and --max-frames must be non-negative (iters <= 2^30, "
+                       "max-frames <= 2^40)\n"), 2;
+    o.seed = (uint64_t)seed, o.max_iters = (int)iters, o.max_frames = max_frames;
+    if (norm && !strcmp(norm, "utterance_mean")) o.norm = S2S_UNITS_NORM_UTTERANCE_MEAN;
+    else if (norm && !strcmp(norm, "none")) o.norm = S2S_UNITS_NORM_NONE;
+    else if (norm) return fprintf(stderr, "s2s units fit: --norm must be utterance_mean or none\n"), 2;
     if (!out || !o.n_inputs) return fprintf(stderr, "s2s units fit: --out and at least one input are required\n"), 2;
     s2s_units_codebook cb, start = {0};
     s2s_units_fit_trace tr;
@@ -137,30 +141,32 @@ static int cmd_fit(int argc, char **argv) {
 
 static int cmd_encode(int argc, char **argv) {
     static const char *inputs[UNITS_MAX_INPUTS];
-    int n_inputs = 0, dedup = 0, n_manifests = 0;
+    int n_inputs = 0, n_manifests = 0;
+    bool dedup = false;
     s2s_units_format fmt = S2S_UNITS_FMT_STRING;
-    const char *codebook = NULL, *out = NULL, *root = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout), 0;
-        if (!strcmp(a, "--dedup")) { dedup = 1; continue; }
-        if (a[0] != '-' || !a[1]) {
-            if (n_inputs == UNITS_MAX_INPUTS) return fprintf(stderr, "s2s units encode: too many inputs\n"), 2;
-            n_manifests += (int)(strlen(a) >= 6 && !strcmp(a + strlen(a) - 6, ".jsonl"));
-            inputs[n_inputs++] = a;
-            continue;
-        }
-        if (i + 1 >= argc) return fprintf(stderr, "s2s units encode: %s needs a value (or is unknown)\n", a), 2;
-        const char *val = argv[++i];
-        if (!strcmp(a, "--codebook")) codebook = val;
-        else if (!strcmp(a, "--out")) out = val;
-        else if (!strcmp(a, "--audio-root")) root = val;
-        else if (!strcmp(a, "--format")) {
-            if (!strcmp(val, "string")) fmt = S2S_UNITS_FMT_STRING;
-            else if (!strcmp(val, "list")) fmt = S2S_UNITS_FMT_LIST;
-            else return fprintf(stderr, "s2s units encode: --format must be string or list\n"), 2;
-        } else return fprintf(stderr, "s2s units encode: unknown option %s (s2s units --help)\n", a), 2;
+    const char *codebook = NULL, *out = NULL, *root = NULL, *format = NULL;
+    const s2s_arg args[] = {
+        {"--codebook", S2S_ARG_STR, &codebook, "CODEBOOK", "from s2s units fit"},
+        {"--out", S2S_ARG_STR, &out, "OUT.jsonl", "with a manifest input: the rewritten manifest"},
+        {"--audio-root", S2S_ARG_STR, &root, "DIR", "relative manifest audio paths are relative to DIR"},
+        {"--dedup", S2S_ARG_FLAG, &dedup, NULL, "merge runs of the same unit"},
+        {"--format", S2S_ARG_STR, &format, "string|list", "<|audio_N|> strings (default) or index lists"},
+        {NULL},
+    };
+    const s2s_cli cli = {.cmd = "units encode", .args = args, .max_pos = UNITS_MAX_INPUTS,
+                         .synopsis = "--codebook CODEBOOK [--dedup] [--format string|list] (AUDIO... | IN.jsonl "
+                                     "--out OUT.jsonl)",
+                         .epilog = "  Audio files: one line each on stdout, AUDIO<TAB>UNITS. A manifest: every "
+                                   "assistant audio item gains speech_units (docs/units.md).\n"};
+    int prc = s2s_args_parse(&cli, argc, argv, inputs, &n_inputs);
+    if (prc) return prc == 1 ? 0 : 2;
+    for (int i = 0; i < n_inputs; i++) {
+        const size_t L = strlen(inputs[i]);
+        n_manifests += L >= 6 && !strcmp(inputs[i] + L - 6, ".jsonl");
     }
+    if (format && !strcmp(format, "list")) fmt = S2S_UNITS_FMT_LIST;
+    else if (format && strcmp(format, "string"))
+        return fprintf(stderr, "s2s units encode: --format must be string or list\n"), 2;
     if (!codebook || !n_inputs) return fprintf(stderr, "s2s units encode: --codebook and an input are required\n"), 2;
     if (n_manifests && (n_inputs != 1 || !out))
         return fprintf(stderr, "s2s units encode: a manifest is encoded alone, with --out OUT.jsonl\n"), 2;
@@ -211,15 +217,14 @@ static int cmd_encode(int argc, char **argv) {
 }
 
 static int cmd_info(int argc, char **argv) {
-    const char *path = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout), 0;
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!path && argv[i][0] != '-') path = argv[i];
-        else return fprintf(stderr, "s2s units info: unexpected argument %s\n", argv[i]), 2;
-    }
-    if (!path) return fprintf(stderr, "s2s units info: a codebook is required\n"), 2;
+    const char *pos[1];
+    bool json = false;
+    const s2s_arg args[] = {{"--json", S2S_ARG_FLAG, &json, NULL, "print JSON"}, {NULL}};
+    const s2s_cli cli = {.cmd = "units info", .synopsis = "[--json] CODEBOOK", .args = args, .min_pos = 1,
+                         .max_pos = 1};
+    int prc = s2s_args_parse(&cli, argc, argv, pos, NULL);
+    if (prc) return prc == 1 ? 0 : 2;
+    const char *path = pos[0];
     s2s_units_codebook cb;
     s2s_derr e;
     if (s2s_units_codebook_load(&cb, path, &e)) {
