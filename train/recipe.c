@@ -258,7 +258,8 @@ void s2s_recipe_write(const s2s_cfg *c, FILE *f) {
 }
 
 bool s2s_recipe_key_resumable(const char *k) {
-    static const char *const ok[] = {"train.max_steps", "log.", "checkpoint.", "eval.", "data.valid", "data.prefetch",
+    // train.grad_accum: a resume on another number of ranks may keep the global batch by changing it.
+    static const char *const ok[] = {"train.max_steps", "train.grad_accum", "log.", "checkpoint.", "eval.", "data.valid", "data.prefetch",
                                      "data.mel_threads", "train.threads", "train.max_bad_steps", "run.dir", "model.",
                                      "dist."};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)

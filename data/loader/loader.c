@@ -25,7 +25,7 @@ struct s2s_loader {
     // Producer side (the thread's while it runs; next()'s when prefetch is 0).
     loader_reader reader;
     loader_plan plan;
-    int64_t prod_epoch, prod_step;
+    int64_t prod_epoch, prod_step, prod_base;
     int wi;
     // The ring.
     slot *slots;
@@ -47,16 +47,19 @@ struct s2s_loader {
 static int produce(s2s_loader *l, slot *s, s2s_derr *e) {
     for (;;) {
         if (l->plan.epoch != l->prod_epoch && loader_plan_build(&l->plan, &l->ix, &l->st, l->prod_epoch, e)) return -1;
-        if (l->plan.steps == 0)
+        const int64_t steps = loader_plan_steps(&l->plan, &l->st, l->prod_base);
+        if (steps == 0 && l->prod_base == 0)
             return s2s_derr_set(e, "loader: epoch %lld forms no step (%lld samples, world %d)", (long long)l->prod_epoch,
                                 (long long)l->ix.n, l->st.world);
-        if (l->prod_step < l->plan.steps) break;
-        l->prod_epoch++, l->prod_step = 0;
+        if (l->prod_step < steps) break;
+        l->prod_epoch++, l->prod_step = 0, l->prod_base = 0;
     }
-    int64_t b = l->prod_step * l->st.world + l->st.rank, lo = l->plan.batch_off[b], hi = l->plan.batch_off[b + 1];
+    int64_t b = loader_plan_batch(&l->plan, &l->st, l->prod_base, l->prod_step);
+    int64_t lo = l->plan.batch_off[b], hi = l->plan.batch_off[b + 1];
     int rc = loader_reader_fill(&l->reader, l->plan.ids + lo, hi - lo, &s->b, &l->stop, e);
     if (rc) return rc;
-    s->b.epoch = l->prod_epoch, s->b.step = l->prod_step, s->b.steps_in_epoch = l->plan.steps;
+    s->b.epoch = l->prod_epoch, s->b.step = l->prod_step;
+    s->b.steps_in_epoch = loader_plan_steps(&l->plan, &l->st, l->prod_base);
     l->prod_step++;
     return 0;
 }
@@ -93,14 +96,14 @@ static void producer_stop(s2s_loader *l) {
     l->running = 0;
 }
 
-// Restarts the stream at (epoch, step) with an empty ring.
-static int restart(s2s_loader *l, int64_t epoch, int64_t step, s2s_derr *e) {
+// Restarts the stream at (epoch, base, step) with an empty ring.
+static int restart(s2s_loader *l, int64_t epoch, int64_t base, int64_t step, s2s_derr *e) {
     producer_stop(l);
     for (int i = 0; i < l->n_slots; i++) l->slots[i].state = SLOT_EMPTY;
     l->wi = l->ri = l->held = 0;
     l->failed = 0;
-    l->prod_epoch = epoch, l->prod_step = step;
-    l->cur.epoch = epoch, l->cur.step = step;
+    l->prod_epoch = epoch, l->prod_step = step, l->prod_base = base;
+    l->cur.epoch = epoch, l->cur.step = step, l->cur.base = base;
     atomic_store(&l->stop, 0);
     if (l->prefetch == 0) return 0;
     if (pthread_create(&l->thread, NULL, producer_main, l)) {  // next() then reports it instead of waiting forever
@@ -153,7 +156,7 @@ s2s_loader *s2s_loader_open(const s2s_loader_config *cfg, s2s_derr *e) {
     if (loader_index_build(&l->ix, cfg, e)) goto fail;
     l->plan_hash = loader_plan_hash(&l->ix, &l->st);
     if (loader_plan_build(&l->plan, &l->ix, &l->st, 0, e)) goto fail;
-    if (l->plan.steps == 0) {
+    if (loader_plan_steps(&l->plan, &l->st, 0) == 0) {
         s2s_derr_set(e, "loader: %lld samples in %d shard(s) form no step of %d rank(s) with %s %lld", (long long)l->ix.n,
                      l->ix.n_shards, l->st.world, cfg->batch_samples > 0 ? "batch_samples" : "token_budget",
                      (long long)(cfg->batch_samples > 0 ? cfg->batch_samples : cfg->token_budget));
@@ -164,8 +167,8 @@ s2s_loader *s2s_loader_open(const s2s_loader_config *cfg, s2s_derr *e) {
         s2s_derr_set(e, "loader: out of memory");
         goto fail;
     }
-    l->cur = (s2s_loader_cursor){0, 0, l->st.seed, l->st.world, l->plan_hash};
-    if (restart(l, 0, 0, e)) goto fail;
+    l->cur = (s2s_loader_cursor){.seed = l->st.seed, .world = l->st.world, .plan_hash = l->plan_hash};
+    if (restart(l, 0, 0, 0, e)) goto fail;
     return l;
 fail:
     s2s_loader_close(l);
@@ -203,33 +206,50 @@ int s2s_loader_next(s2s_loader *l, const s2s_batch **out, s2s_derr *e) {
     }
     *out = &s->b;
     l->cur.epoch = s->b.epoch, l->cur.step = s->b.step + 1;
-    if (l->cur.step == s->b.steps_in_epoch) l->cur.epoch++, l->cur.step = 0;
+    if (l->cur.step == s->b.steps_in_epoch) l->cur.epoch++, l->cur.step = 0, l->cur.base = 0;
     return 0;
 }
 
 s2s_loader_cursor s2s_loader_tell(const s2s_loader *l) { return l->cur; }
 
 int s2s_loader_seek(s2s_loader *l, const s2s_loader_cursor *c, s2s_derr *e) {
-    if (c->seed != l->st.seed || c->world != l->st.world)
-        return s2s_derr_set(e, "loader: the cursor is of seed %llu and world %d, this job has seed %llu and world %d",
-                            (unsigned long long)c->seed, c->world, (unsigned long long)l->st.seed, l->st.world);
+    if (c->seed != l->st.seed)
+        return s2s_derr_set(e, "loader: the cursor is of seed %llu, this job has seed %llu",
+                            (unsigned long long)c->seed, (unsigned long long)l->st.seed);
     if (c->plan_hash != l->plan_hash)
         return s2s_derr_set(e, "loader: the cursor's plan hash %016llx differs from this job's %016llx: the shards "
                                "(their sizes) or the batching settings changed since it was saved",
                             (unsigned long long)c->plan_hash, (unsigned long long)l->plan_hash);
-    if (c->epoch < 0 || c->step < 0)
-        return s2s_derr_set(e, "loader: cursor epoch %lld step %lld is negative", (long long)c->epoch, (long long)c->step);
-    int64_t steps = s2s_loader_steps_in_epoch(l, c->epoch, e);  // checked before the running stream is touched
-    if (steps < 0) return -1;
-    if (c->step > steps)
-        return s2s_derr_set(e, "loader: cursor step %lld is past the %lld steps of epoch %lld", (long long)c->step,
-                            (long long)steps, (long long)c->epoch);
-    return restart(l, c->epoch, c->step, e);
+    if (c->epoch < 0 || c->step < 0 || c->base < 0 || c->world < 1)
+        return s2s_derr_set(e, "loader: cursor epoch %lld base %lld step %lld world %d is out of range",
+                            (long long)c->epoch, (long long)c->base, (long long)c->step, c->world);
+    // Checked before the running stream is touched.
+    loader_plan p = {.epoch = -1};
+    if (loader_plan_build(&p, &l->ix, &l->st, c->epoch, e)) {
+        loader_plan_free(&p);
+        return -1;
+    }
+    loader_settings then = l->st;
+    then.world = c->world;
+    const int64_t steps = loader_plan_steps(&p, &then, c->base);
+    int64_t epoch = c->epoch, base = c->base, step = c->step;
+    int rc = 0;
+    if (step > steps) {
+        rc = s2s_derr_set(e, "loader: cursor step %lld is past the %lld steps of epoch %lld", (long long)step,
+                          (long long)steps, (long long)epoch);
+    } else if (c->world != l->st.world) {
+        // Another world size: what its ranks consumed stays consumed; this world deals the rest of the epoch.
+        base += step * c->world, step = 0;
+        if (base > p.n_batches) base = p.n_batches;  // pad_last repeats past the end: the epoch is done
+        if (loader_plan_steps(&p, &l->st, base) == 0) epoch++, base = 0;
+    }
+    loader_plan_free(&p);
+    return rc ? rc : restart(l, epoch, base, step, e);
 }
 
 int64_t s2s_loader_steps_in_epoch(s2s_loader *l, int64_t epoch, s2s_derr *e) {
     loader_plan p = {.epoch = -1};
-    int64_t steps = loader_plan_build(&p, &l->ix, &l->st, epoch, e) ? -1 : p.steps;
+    int64_t steps = loader_plan_build(&p, &l->ix, &l->st, epoch, e) ? -1 : loader_plan_steps(&p, &l->st, 0);
     loader_plan_free(&p);
     return steps;
 }

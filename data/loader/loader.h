@@ -71,6 +71,7 @@ typedef struct s2s_batch {
 // resume over other data or settings an error rather than a silently different stream.
 typedef struct s2s_loader_cursor {
     int64_t epoch, step;
+    int64_t base;   // batches of the epoch dealt before step 0 (by another world size); 0 normally
     uint64_t seed;
     int world;
     uint64_t plan_hash;
@@ -88,7 +89,9 @@ void s2s_loader_close(s2s_loader *l);
 int s2s_loader_next(s2s_loader *l, const s2s_batch **out, s2s_derr *e);
 
 s2s_loader_cursor s2s_loader_tell(const s2s_loader *l);
-// Continues the stream at c (as from s2s_loader_tell); refuses a cursor of another seed, world or plan.
+// Continues the stream at c (as from s2s_loader_tell); refuses a cursor of another seed or plan. A cursor of
+// another world size continues the same epoch: the batches its ranks had consumed (base + step x its world)
+// stay consumed and the rest are dealt to this world, so no sample of the epoch is seen twice or skipped.
 int s2s_loader_seek(s2s_loader *l, const s2s_loader_cursor *c, s2s_derr *e);
 
 // Steps per epoch of this loader (the same on every rank). With a token budget it can vary by epoch.

@@ -16,6 +16,7 @@ char *s2s_loader_cursor_json(const s2s_loader_cursor *c) {
     if (!o) return NULL;
     cJSON_AddNumberToObject(o, "epoch", (double)c->epoch);
     cJSON_AddNumberToObject(o, "step", (double)c->step);
+    cJSON_AddNumberToObject(o, "base", (double)c->base);
     cJSON_AddStringToObject(o, "seed", seed);
     cJSON_AddNumberToObject(o, "world", c->world);
     cJSON_AddStringToObject(o, "plan_hash", hash);
@@ -53,7 +54,10 @@ int s2s_loader_cursor_parse(const char *json, s2s_loader_cursor *c, s2s_derr *e)
         return s2s_derr_set(e, "loader cursor: not a JSON object");
     }
     int64_t world = 0;
+    c->base = 0;  // absent in cursors written before resuming on another world size existed
+    const cJSON *base = cJSON_GetObjectItemCaseSensitive(o, "base");
     int rc = get_int(o, "epoch", &c->epoch, e) || get_int(o, "step", &c->step, e) || get_int(o, "world", &world, e) ||
+             (base && get_int(o, "base", &c->base, e)) ||
              get_u64(o, "seed", 10, &c->seed, e) || get_u64(o, "plan_hash", 16, &c->plan_hash, e);
     cJSON_Delete(o);
     if (rc) return -1;

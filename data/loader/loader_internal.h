@@ -35,13 +35,19 @@ uint64_t loader_plan_hash(const loader_index *ix, const loader_settings *st);
 // and rank r's step s is batch s * world + r.
 typedef struct loader_plan {
     int64_t epoch;  // -1 = not built
-    int64_t n_batches, steps;
+    int64_t n_batches;  // the epoch's batches, for any world size
     int64_t *batch_off, *ids;
     int64_t cap_batches, cap_ids;
 } loader_plan;
 
 int loader_plan_build(loader_plan *p, const loader_index *ix, const loader_settings *st, int64_t epoch, s2s_derr *e);
 void loader_plan_free(loader_plan *p);
+// Steps of the epoch left to world ranks dealing its batches from `base` on (the batches consumed before: a
+// resume on another world size starts dealing where the old world stopped); a last partial step is dropped,
+// or with pad_last filled from the epoch's first batches.
+int64_t loader_plan_steps(const loader_plan *p, const loader_settings *st, int64_t base);
+// The plan batch of this rank's step counted from base.
+int64_t loader_plan_batch(const loader_plan *p, const loader_settings *st, int64_t base, int64_t step);
 
 // The counter-based generator behind every shuffle (docs/loader.md writes it out for reimplementation).
 uint64_t loader_rng_key(uint64_t seed, int64_t epoch, uint64_t stream);

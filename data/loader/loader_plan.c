@@ -31,8 +31,10 @@ enum { STREAM_SAMPLES = 1, STREAM_BATCHES = 2 };
 // ---- hash ------------------------------------------------------------------------------------------------
 
 uint64_t loader_plan_hash(const loader_index *ix, const loader_settings *st) {
-    int64_t v[] = {1 /* plan algorithm version */, st->world, st->batch_samples, st->token_budget,
-                   st->bucket_window, st->no_shuffle, st->pad_last};
+    // The world is not an input: the batch list is the same for any number of ranks (they only deal it), so a
+    // cursor of one world size continues on another (s2s_loader_seek re-deals the rest of the epoch).
+    int64_t v[] = {2 /* plan algorithm version */, st->batch_samples, st->token_budget, st->bucket_window,
+                   st->no_shuffle, st->pad_last};
     uint64_t h = s2s_fnv1a(S2S_FNV1A_OFFSET, v, sizeof v);
     return s2s_fnv1a(h, &ix->hash, sizeof ix->hash);
 }
@@ -60,6 +62,17 @@ static void sort_window(int64_t *order, int64_t n, const int32_t *cost, uint64_t
     qsort(keys, n, sizeof *keys, cmp_u64);
     memcpy(tmp, order, sizeof(int64_t) * n);
     for (int64_t i = 0; i < n; i++) order[i] = tmp[keys[i] & 0xFFFFFFFFu];
+}
+
+int64_t loader_plan_steps(const loader_plan *p, const loader_settings *st, int64_t base) {
+    const int64_t left = p->n_batches - base;
+    if (left <= 0) return 0;
+    return st->pad_last ? (left + st->world - 1) / st->world : left / st->world;
+}
+
+int64_t loader_plan_batch(const loader_plan *p, const loader_settings *st, int64_t base, int64_t step) {
+    const int64_t b = base + step * st->world + st->rank;
+    return b < p->n_batches ? b : b % p->n_batches;  // pad_last: the epoch's first batches again
 }
 
 void loader_plan_free(loader_plan *p) {
@@ -120,8 +133,9 @@ int loader_plan_build(loader_plan *p, const loader_index *ix, const loader_setti
     for (int64_t b = 0; b < nb; b++) perm[b] = b;
     if (st->bucket_window > 0 && !st->no_shuffle) loader_shuffle(perm, nb, loader_rng_key(st->seed, epoch, STREAM_BATCHES));
 
-    // 4. Whole steps: drop the batches past the last multiple of world, or repeat the first ones.
-    int64_t total = st->pad_last ? (nb + st->world - 1) / st->world * st->world : nb / st->world * st->world;
+    // 4. The epoch's batch list, the same for any world size: whole steps are cut from it when it is dealt
+    // (loader_plan_steps).
+    int64_t total = nb;
     if (grow(&p->batch_off, &p->cap_batches, total + 1)) goto oom;
     p->batch_off[0] = 0;
     for (int64_t b = 0; b < total; b++) {
@@ -135,7 +149,6 @@ int loader_plan_build(loader_plan *p, const loader_index *ix, const loader_setti
     }
     p->epoch = epoch;
     p->n_batches = total;
-    p->steps = total / st->world;
     rc = 0;
     goto done;
 oom:

@@ -133,6 +133,31 @@ if z.returncode == 0 and b.returncode == 0:
     else:
         check(False, "dist.zero 1: 2 steps, then --resume auto")
 
+# ---- a checkpoint of 2 ranks resumes on 1 and on 3 --------------------------------------------------------------
+if z.returncode == 0:
+    pw, rw = recipe("two_to_one", **{"dist.zero": 1})
+    w1 = train(2, pw, "--stop-after", "2")
+    # the same global batch on one rank: two micro-batches a step
+    w2 = train(0, pw, "--resume", "auto", "--set", "train.grad_accum=2")
+    check(w1.returncode == 0 and w2.returncode == 0 and "resuming" in w2.stderr,
+          "a dist.zero 1 checkpoint of 2 ranks resumes on 1 rank (grad_accum 2: the same global batch)")
+    if w2.returncode == 0:
+        mz, _ = ckpt(rz, 4)
+        mw, ow = ckpt(rw, 4)
+        worst = max(float(np.abs(mz[k] - mw[k]).max() / max(np.abs(mz[k]).max(), 1e-30)) for k in mz)
+        lz, lw = losses(rz), losses(rw)
+        check(worst < 1e-5 and all(abs(a[1] - b[1]) < 1e-5 * abs(a[1]) for a, b in zip(lz, lw)),
+              f"and ends where the uninterrupted 2-rank run does (max relative {worst:.2e}; losses "
+              f"{[round(x[1], 5) for x in lw]})")
+    p3, r3 = recipe("two_to_three", **{"dist.zero": 1, "train.max_steps": 3})
+    v1 = train(2, p3, "--stop-after", "1")
+    v2 = train(3, p3, "--resume", "auto")
+    ok = v1.returncode == 0 and v2.returncode == 0
+    tj = json.load(open(os.path.join(r3, "checkpoints", "step_00000003", "trainer.json"))) if ok else {}
+    opt = sorted(os.listdir(os.path.join(r3, "checkpoints", "step_00000003", "optimizer"))) if ok else []
+    check(ok and tj.get("world_size") == 3 and len(opt) == 3 and all(np.isfinite(l) for _, l in losses(r3)),
+          f"a checkpoint of 2 ranks resumes on 3 (optimizer state re-split by name and offset: {opt})")
+
 # ---- resume on 2 ranks is bit-identical ----------------------------------------------------------------------------
 pc, rc = recipe("two_resumed")
 c1 = train(2, pc, "--stop-after", "2")
