@@ -61,8 +61,8 @@ static int compare_recipe(const s2s_cfg *now, cJSON *then, const char *dir, char
         if (!b || !cJSON_Compare(a, b, true)) {
             char *va = cJSON_PrintUnformatted(a), *vb = b ? cJSON_PrintUnformatted(b) : strdup("(absent)");
             rc = s2s_errf(err, errlen, "--resume %s: '%s' is %s in the recipe but %s in the checkpoint; only "
-                          "train.max_steps, train.grad_accum, log.*, checkpoint.*, eval.*, dist.* and data.valid may change on resume",
-                          dir, a->string, va, vb);
+                          "train.max_steps, train.grad_accum, log.*, checkpoint.*, eval.*, dist.* and data.valid "
+                          "may change on resume", dir, a->string, va, vb);
             free(va), free(vb);
         }
     }
