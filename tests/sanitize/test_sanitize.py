@@ -17,6 +17,7 @@ SAN = os.path.join(BUILD, "sanitize")
 FLAGS = "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 SKIP = "isa\\.|gpu\\.|sanitize\\."  # other builds, this test (no test times anything, so test_mel and
 # test_tokenizer run here too)
+TIMEOUT_SCALE = 4
 
 
 def main():
@@ -24,8 +25,10 @@ def main():
         if "fsanitize" in f.read():
             print("this build is sanitized already: nothing to do")
             return
+    # Instrumented code runs several times slower: every test's TIMEOUT (tests/CMakeLists.txt) is scaled to match.
     subprocess.run(["cmake", "-S", ROOT, "-B", SAN, "-DCMAKE_BUILD_TYPE=Release", "-DS2S_CUDA=OFF",
-                    f"-DCMAKE_C_FLAGS={FLAGS}", "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"],
+                    f"-DCMAKE_C_FLAGS={FLAGS}", "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined",
+                    f"-DS2S_TEST_TIMEOUT_SCALE={TIMEOUT_SCALE}"],
                    check=True, stdout=subprocess.DEVNULL)
     r = subprocess.run(["cmake", "--build", SAN, "-j", str(os.cpu_count() or 2)], capture_output=True, text=True)
     if r.returncode:
