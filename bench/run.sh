@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Build and run the benchmarks against PyTorch / Hugging Face on this machine, each in one run: the ops
-# (bench_torch.py, same thread count), then the data path (bench_data.py: log-mel, tokenizer, loader).
-# usage: bench/run.sh [--threads N] [--quick] [--ops | --data]
+# (bench_torch.py, same thread count), the data path (bench_data.py: log-mel, tokenizer, loader), then the
+# x86-64-v3 build against the native one (bench_isa.py: attention, log-mel). Each prints both times and the
+# ratio against its target; a missed target is printed, never an exit status (the tests assert results only).
+# usage: bench/run.sh [--threads N] [--quick] [--ops | --data | --isa]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 launch/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target bench_ops bench_loader s2s >/dev/null
-what=both
+what=all
 args=()
 for a in "$@"; do
   case "$a" in
     --ops) what=ops ;;
     --data) what=data ;;
+    --isa) what=isa ;;
     *) args+=("$a") ;;
   esac
 done
-if [ "$what" != data ]; then python3 bench/bench_torch.py build/bench/bench_ops "${args[@]+"${args[@]}"}"; fi
-if [ "$what" != ops ]; then python3 bench/bench_data.py build; fi
+if [ "$what" = all ] || [ "$what" = ops ]; then
+  python3 bench/bench_torch.py build/bench/bench_ops "${args[@]+"${args[@]}"}"
+fi
+if [ "$what" = all ] || [ "$what" = data ]; then python3 bench/bench_data.py build; fi
+if [ "$what" = all ] || [ "$what" = isa ]; then python3 bench/bench_isa.py build; fi

@@ -389,8 +389,8 @@ def test_interrupted(tmp, audio_dir):
                "--out", out, "--audio-root", audio_dir, "--shard-mb", "0.5", "--quiet"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         seen = set()
-        t0 = time.time()
-        while proc.poll() is None and time.time() - t0 < 30:
+        # No time limit here (the ctest TIMEOUT is the hang guard): on a busy machine the two shards come later.
+        while proc.poll() is None:
             if os.path.isdir(out):
                 final = [n for n in os.listdir(out) if n.endswith(".h5")]
                 for n in final:  # a shard under its final name is complete the moment it appears

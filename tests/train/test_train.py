@@ -300,9 +300,9 @@ def sigterm():
     p = subprocess.Popen([S2S, "train", "--config", path, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     metrics = os.path.join(run, "metrics.jsonl")
-    for _ in range(600):  # until a few steps have run
-        if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 3:
-            break
+    # until a few steps have run, however long a busy machine takes (the ctest TIMEOUT is the hang guard): a
+    # SIGTERM before the handler is in place would end the run before it can checkpoint
+    while p.poll() is None and not (os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 3):
         time.sleep(0.1)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
