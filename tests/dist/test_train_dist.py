@@ -199,6 +199,30 @@ def preempt(sig, name, to_ranks=False):
         check(q.returncode == 0 and losses(rt)[-1][0] == done + 1, f"{name}: the job resumes from step {done}")
 
 
+# ---- a rank killed mid-run: the job ends, non-zero, instead of hanging ------------------------------------------
+pk, rk = recipe("killed", **{"train.max_steps": 100000, "checkpoint.every": 100000, "dist.timeout_s": 60})
+proc = subprocess.Popen(["mpirun", "-np", "2", "--oversubscribe", S2S, "train", "--config", pk, "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+mk = os.path.join(rk, "metrics.jsonl")
+for _ in range(1200):
+    if os.path.exists(mk) and sum(1 for _ in open(mk)) >= 2:
+        break
+    time.sleep(0.1)
+kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+t0 = time.time()
+if kids:
+    os.kill(int(kids[-1]), signal.SIGKILL)
+proc.communicate(timeout=300)
+check(kids and proc.returncode != 0 and time.time() - t0 < 90,
+      f"a SIGKILLed rank ends the job: exit {proc.returncode} after {time.time() - t0:.1f} s")
+
+# ---- launch/mpirun.sh ---------------------------------------------------------------------------------------------
+pl, rl = recipe("launcher")
+p = subprocess.run(["launch/mpirun.sh", pl, "--quiet", "--stop-after", "1"], capture_output=True, text=True,
+                   timeout=600, env=dict(ENV, RANKS="2", THREADS="1", S2S=S2S))
+check(p.returncode == 0 and os.path.exists(os.path.join(rl, "logs", "rank_1.log")),
+      f"launch/mpirun.sh runs 2 ranks {p.stderr[-600:] if p.returncode else ''}")
+
 preempt(signal.SIGUSR1, "SIGUSR1")
 preempt(signal.SIGTERM, "SIGTERM to every rank", to_ranks=True)
 
