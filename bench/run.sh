@@ -3,12 +3,17 @@
 # (bench_torch.py, same thread count), the data path (bench_data.py: log-mel, tokenizer, loader), then the
 # x86-64-v3 build against the native one (bench_isa.py: attention, log-mel). Each prints both times and the
 # ratio against its target; a missed target is printed, never an exit status (the tests assert results only).
-# usage: bench/run.sh [--threads N] [--quick] [--ops | --data | --isa]
+# usage: bench/run.sh [--threads N] [--quick] [--ops | --data | --isa | --dist]
+# --dist: data parallelism under mpirun (bench_dist.py: step split, per-rank memory, all-reduce bandwidth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 launch/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target bench_ops bench_loader s2s >/dev/null
+if [ "${1:-}" = --dist ]; then  # not part of a plain run: it needs mpirun and takes a while
+  cmake --build build -j"$(nproc)" --target bench_comm >/dev/null
+  exec python3 bench/bench_dist.py build
+fi
 what=all
 args=()
 for a in "$@"; do

@@ -115,6 +115,7 @@ typedef struct step_stats {
     double loss, term[S2S_STAGE_MAX_TERMS];
     int64_t rows[S2S_STAGE_MAX_TERMS], samples, tokens, epoch;
     double flops_fwd, flops_bwd;  // GEMM flops (2MNK) of the forwards and of the backwards
+    double t_comm, t_optim;       // seconds in collectives (none overlaps compute yet) and in the optimizer
 } step_stats;
 
 static double scalar(const s2s_tensor *t) { return ((const float *)t->data)[0]; }
@@ -145,7 +146,9 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
     int64_t glob[S2S_STAGE_MAX_TERMS + 2];
     for (int k = 0; k < nt; k++) glob[k] = total[k];
     glob[nt] = st->samples, glob[nt + 1] = st->tokens;
+    double tc = s2s_now();
     if (t->world > 1) s2s_comm_allreduce(t->comm, glob, nt + 2, S2S_COMM_I64, S2S_COMM_SUM);
+    st->t_comm += s2s_now() - tc;
     for (int k = 0; k < nt; k++) total[k] = glob[k];
     st->samples = glob[nt], st->tokens = glob[nt + 1];
     const bool tokens_norm = !strcmp(t->r.loss_norm, "tokens");
@@ -171,6 +174,7 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         s2s_ctx_step_reset(t->ctx);
     }
     if (t->world > 1) {  // the step's loss and term sums over the ranks; the gradients
+        tc = s2s_now();
         double red[1 + 2 * S2S_STAGE_MAX_TERMS];
         red[0] = st->loss;
         for (int k = 0; k < nt; k++) red[1 + k] = st->term[k], red[1 + nt + k] = (double)st->rows[k];
@@ -178,6 +182,7 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         st->loss = red[0];
         for (int k = 0; k < nt; k++) st->term[k] = red[1 + k], st->rows[k] = (int64_t)red[1 + nt + k];
         if (!t->zero_on) s2s_grad_allreduce(t->comm, &t->P, t->r.bucket_mb);
+        st->t_comm += s2s_now() - tc;
     }
     for (int k = 0; k < nt; k++) st->term[k] = st->rows[k] ? st->term[k] / (double)st->rows[k] : 0.0;
     for (int64_t g = 0; g < G; g++) s2s_train_batch_free(&mb[g]);
@@ -316,7 +321,11 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
         // Clip by the global norm (logged before clipping), then update; a non-finite loss or gradient skips the
         // update and leaves parameters and moments as they were.
         const double lr = r->lr * s2s_schedule_lambda(t->sched, t->step, r->warmup_steps, r->max_steps);
+        double tc = s2s_now();
         double norm = t->zero_on ? s2s_zero_reduce(&t->zero, t->comm, &t->P) : s2s_grad_norm(t->ctx, &t->P);
+        if (t->zero_on) st.t_comm += s2s_now() - tc;
+        else st.t_optim += s2s_now() - tc;
+        const double to = s2s_now();
         const bool bad = !isfinite(st.loss) || !isfinite(norm);
         if (bad) {
             t->bad++;
@@ -327,10 +336,15 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
             t->bad = 0;
             if (t->zero_on) {
                 s2s_zero_clip(&t->zero, norm, r->clip);
-                s2s_zero_update(&t->zero, t->comm, t->ctx, &t->opt, &t->P, lr);
+                s2s_zero_update(&t->zero, t->ctx, &t->opt, &t->P, lr);
+                st.t_optim += s2s_now() - to;
+                tc = s2s_now();
+                s2s_zero_gather(&t->zero, t->comm, &t->opt, &t->P);
+                st.t_comm += s2s_now() - tc;
             } else {
                 if (r->clip > 0) s2s_grad_clip(t->ctx, &t->P, r->clip);
                 s2s_adam_update(t->ctx, &t->opt, &t->P, lr);
+                st.t_optim += s2s_now() - to;
             }
         }
         s2s_params_zero_grad(&t->P);
@@ -346,8 +360,8 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
 
         const double dt = s2s_now() - t0;
         if (t->step % r->log_every == 0 || t->step == r->max_steps) {
-            const char *keys[16];
-            double vals[16];
+            const char *keys[20];
+            double vals[20];
             int n = 0;
             keys[n] = "loss", vals[n++] = st.loss;
             for (int k = 0; k < nt; k++) keys[n] = names[k], vals[n++] = st.term[k];
@@ -360,6 +374,10 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
             keys[n] = "skipped", vals[n++] = bad;
             keys[n] = "flops_fwd", vals[n++] = st.flops_fwd;
             keys[n] = "flops_bwd", vals[n++] = st.flops_bwd;
+            // The step's wall time split: compute (forward + backward + loader waits), collectives, optimizer.
+            keys[n] = "time_s", vals[n++] = dt;
+            keys[n] = "time_comm_s", vals[n++] = st.t_comm;
+            keys[n] = "time_optim_s", vals[n++] = st.t_optim;
             s2s_metrics_log(&t->met, t->step, n, keys, vals);
             if (!o->quiet && t->rank == 0) s2s_progress(&t->met, t->step - start, r->max_steps - start, st.loss, st.tokens);
         }

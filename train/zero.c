@@ -43,8 +43,11 @@ void s2s_zero_clip(s2s_zero *z, double norm, double max_norm) {
     for (int64_t i = 0; i < z->blk; i++) z->g[i] = (float)(z->g[i] * f);
 }
 
-void s2s_zero_update(s2s_zero *z, s2s_comm *c, s2s_ctx *ctx, s2s_adam_state *opt, s2s_params *P, double lr) {
+void s2s_zero_update(s2s_zero *z, s2s_ctx *ctx, s2s_adam_state *opt, s2s_params *P, double lr) {
     s2s_adam_update_range(ctx, opt, P, lr, z->g);
+}
+
+void s2s_zero_gather(s2s_zero *z, s2s_comm *c, const s2s_adam_state *opt, s2s_params *P) {
     // Pack this rank's range of the values (gradient layout), gather everyone's, unpack into every parameter.
     memset(z->pack, 0, (size_t)z->blk * sizeof(float));
     for (int k = 0; k < opt->n_slots; k++) {

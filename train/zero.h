@@ -22,7 +22,9 @@ void s2s_zero_free(s2s_zero *z);
 double s2s_zero_reduce(s2s_zero *z, s2s_comm *c, const s2s_params *P);
 // Scale this rank's gradients to a global norm of at most max_norm (clip_grad_norm_ semantics).
 void s2s_zero_clip(s2s_zero *z, double norm, double max_norm);
-// Update this rank's range with lr, then all-gather every rank's values into P.
-void s2s_zero_update(s2s_zero *z, s2s_comm *c, s2s_ctx *ctx, s2s_adam_state *opt, s2s_params *P, double lr);
+// Update this rank's range with lr.
+void s2s_zero_update(s2s_zero *z, s2s_ctx *ctx, s2s_adam_state *opt, s2s_params *P, double lr);
+// All-gather every rank's updated range into P.
+void s2s_zero_gather(s2s_zero *z, s2s_comm *c, const s2s_adam_state *opt, s2s_params *P);
 // Bytes this rank holds of each: parameter values, gradients (full in ZeRO 1), optimizer moments.
 void s2s_zero_memory(const s2s_params *P, const s2s_adam_state *opt, int64_t *params, int64_t *grads, int64_t *state);
