@@ -56,6 +56,14 @@ struct s2s_ctx {
     int in_region;
     int pending_eager;     // recorded nodes that applied weight gradients in forward, awaiting backward
     s2s_stats stats;
+    // Backward progress, for overlapping communication with backward (train/grad_sync.h). While first_use is
+    // set, recording an op notes in first_use[t->track - 1] the lowest top-level tape position that reads a
+    // tracked tensor t (an op inside a recompute region counts at its region's position); during s2s_backward
+    // on_node(user, i) runs after top-level node i's backward (or skip): from then on no node left can add to the
+    // gradient of a tracked tensor whose first use is >= i.
+    int32_t *first_use;
+    void (*on_node)(void *user, int position);
+    void *on_node_user;
     // Per-context CUDA state (cuBLASLt handle, workspace, error flags: ops/cuda/ctx_cuda.cu), created
     // on the first CUDA op. Autograd knows no op: whoever creates the state sets cuda_free, which
     // s2s_ctx_free calls.

@@ -33,6 +33,10 @@ s2s_node *s2s_record(s2s_ctx *ctx, const char *op, s2s_backward_fn bw, s2s_tenso
     n->n_in = n_in;
     n->n_out = n_out;
     for (int k = 0; k < n_in; k++) n->in[k] = in[k];
+    if (ctx->first_use)  // the node goes to ctx->tape at this position (a region's node once the region ends)
+        for (int k = 0; k < n_in; k++)
+            if (in[k] && in[k]->track > 0 && ctx->first_use[in[k]->track - 1] > ctx->tape.n)
+                ctx->first_use[in[k]->track - 1] = ctx->tape.n;
     for (int k = 0; k < n_out; k++) {
         n->out[k] = out[k];
         out[k]->requires_grad = true;
@@ -42,16 +46,21 @@ s2s_node *s2s_record(s2s_ctx *ctx, const char *op, s2s_backward_fn bw, s2s_tenso
     return n;
 }
 
-static void tape_run_backward(s2s_ctx *ctx, s2s_tape *tape) {
+static void tape_run_backward(s2s_ctx *ctx, s2s_tape *tape, bool top) {
     for (int i = tape->n - 1; i >= 0; i--) {
         s2s_node *n = tape->nodes[i];
         bool flowed = false;
         for (int k = 0; k < n->n_out; k++) flowed |= n->out[k]->grad != NULL;
-        if (!flowed && n->run_always)
+        if (!flowed && n->run_always) {
             for (int k = 0; k < n->n_out; k++) s2s_grad(ctx, n->out[k]);  // zero upstream gradient
-        else if (!flowed) { ctx->stats.nodes_skipped++; continue; }
+        } else if (!flowed) {
+            ctx->stats.nodes_skipped++;
+            if (top && ctx->on_node) ctx->on_node(ctx->on_node_user, i);
+            continue;
+        }
         n->backward(ctx, n);
         ctx->stats.nodes_run++;
+        if (top && ctx->on_node) ctx->on_node(ctx->on_node_user, i);
     }
 }
 
@@ -70,7 +79,7 @@ void s2s_backward(s2s_ctx *ctx, s2s_tensor *y, const float *dy) {
         s2s_dev_copy(y->device, g, S2S_CPU, ones, (size_t)n * sizeof(float));
         free(ones);
     }
-    tape_run_backward(ctx, &ctx->tape);
+    tape_run_backward(ctx, &ctx->tape, true);
     ctx->tape.n = 0;  // consumed: a second backward would double-count
 }
 
@@ -101,7 +110,7 @@ static void region_backward(s2s_ctx *ctx, s2s_node *n) {
                   "must be deterministic", n->op);
         outs[k]->grad = n->out[k]->grad;  // upstream gradient enters the recomputed graph here
     }
-    tape_run_backward(ctx, &ctx->region_tape);
+    tape_run_backward(ctx, &ctx->region_tape, false);
     ctx->region_tape.n = 0;
 
     ctx->in_region--;

@@ -24,6 +24,7 @@ typedef struct s2s_tensor {
     bool is_param;            // owned by a parameter registry: grad is persistent and accumulates
     bool flat_view;           // data lives in a registry's flat buffer (params.h): never freed on its own
     const char *name;         // optional, for error messages and the registry
+    int32_t track;            // > 0: slot track - 1 of the context's backward-progress tracking (ctx.h)
 } s2s_tensor;
 
 size_t s2s_dtype_size(s2s_dtype t);

@@ -152,6 +152,7 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
     for (int k = 0; k < nt; k++) total[k] = glob[k];
     st->samples = glob[nt], st->tokens = glob[nt + 1];
     const bool tokens_norm = !strcmp(t->r.loss_norm, "tokens");
+    bool reduced = false;  // the gradient buckets went out during the last backward
     for (int64_t g = 0; g < G && !rc; g++) {
         double div[S2S_STAGE_MAX_TERMS];
         int64_t r[S2S_STAGE_MAX_TERMS] = {0};
@@ -159,12 +160,25 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         // micro_mean: HF's per-micro-batch means / G, averaged over the ranks as DDP does.
         for (int k = 0; k < nt; k++) div[k] = tokens_norm ? (double)total[k] : (double)(r[k] * G * t->world);
         s2s_stage_out o = {0};
+        // The last micro-batch's backward hands finished gradient buckets to the communicator as it goes.
+        const bool overlap = g == G - 1 && t->world > 1 && !t->zero_on;
+        s2s_grad_overlap ov;
+        if (overlap) s2s_grad_overlap_begin(&ov, t->comm, t->ctx, &t->P, t->r.bucket_mb);
         const double f0 = t->ctx->stats.gemm_flops;
         t->stage->micro(t->ctx, &t->env, &mb[g], div, &o);
         const double f1 = t->ctx->stats.gemm_flops;
         if (o.loss) {
             st->loss += scalar(o.loss);
             s2s_backward(t->ctx, o.loss, NULL);
+        }
+        if (overlap) {
+            const double tw = s2s_now();
+            int64_t nb, early = s2s_grad_overlap_end(&ov, &nb);  // the rest, and the wait backward did not hide
+            st->t_comm += s2s_now() - tw;
+            if (t->step == 0 || t->step == t->first_step)
+                trainer_log(t, "gradient buckets: %lld of %lld sent while the backward ran", (long long)early,
+                            (long long)nb);
+            reduced = true;
         }
         st->flops_fwd += f1 - f0, st->flops_bwd += t->ctx->stats.gemm_flops - f1;
         for (int k = 0; k < nt; k++) {
@@ -175,13 +189,15 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
     }
     if (t->world > 1) {  // the step's loss and term sums over the ranks; the gradients
         tc = s2s_now();
+        // A rank whose data failed ran no last micro-batch: it still sends its buckets, in the same order and
+        // before the sums below, as every rank must issue the same collectives.
+        if (!reduced && !t->zero_on) s2s_grad_allreduce(t->comm, &t->P, t->r.bucket_mb);
         double red[1 + 2 * S2S_STAGE_MAX_TERMS];
         red[0] = st->loss;
         for (int k = 0; k < nt; k++) red[1 + k] = st->term[k], red[1 + nt + k] = (double)st->rows[k];
         s2s_comm_allreduce(t->comm, red, 1 + 2 * nt, S2S_COMM_F64, S2S_COMM_SUM);
         st->loss = red[0];
         for (int k = 0; k < nt; k++) st->term[k] = red[1 + k], st->rows[k] = (int64_t)red[1 + nt + k];
-        if (!t->zero_on) s2s_grad_allreduce(t->comm, &t->P, t->r.bucket_mb);
         st->t_comm += s2s_now() - tc;
     }
     for (int k = 0; k < nt; k++) st->term[k] = st->rows[k] ? st->term[k] / (double)st->rows[k] : 0.0;
@@ -312,6 +328,7 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
     const char *const *names = t->terms.name;
     bool saved = false;
     const int64_t start = t->step;
+    t->first_step = start;
     while (t->step < r->max_steps) {
         step_stats st;
         const double t0 = s2s_now();

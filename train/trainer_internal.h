@@ -35,6 +35,7 @@ typedef struct trainer {
     char llm_sha[65], tts_sha[65];
     // progress
     int64_t step;        // optimizer steps done
+    int64_t first_step;  // the step this invocation started at
     int64_t bad;         // non-finite steps in a row
     int64_t samples;     // samples consumed
     s2s_metrics met;

@@ -100,6 +100,20 @@ if a.returncode == 0 and b.returncode == 0:
     check(logs == ["rank_0.log", "rank_1.log"] and "rank 1 of 2 (mpi)" in open(os.path.join(rb, "logs", "rank_1.log")).read(),
           f"every rank writes its log {logs}")
 
+# ---- small buckets: sent while the backward runs, the same result bit for bit ------------------------------------
+ps, rs = recipe("small_buckets", **{"dist.bucket_mb": 0.25})
+sb = train(2, ps)
+if sb.returncode == 0 and b.returncode == 0:
+    mb, _ = ckpt(rb, 4)
+    ms, _ = ckpt(rs, 4)
+    line = [l.strip() for l in open(os.path.join(rs, "logs", "rank_0.log")) if "gradient buckets" in l]
+    early = int(line[0].split("buckets: ")[1].split(" of")[0]) if line else 0
+    check(all(np.array_equal(mb[k], ms[k]) for k in mb) and losses(rb) == losses(rs) and early > 1,
+          f"0.25 MiB buckets, most sent during the backward ({line[0] if line else 'no log line'}): the same weights "
+          f"bit for bit as one 25 MiB bucket")
+else:
+    check(False, "2 ranks with dist.bucket_mb 0.25 run")
+
 # ---- ZeRO 1: the optimizer state sharded -------------------------------------------------------------------------
 pz, rz = recipe("zero1", **{"dist.zero": 1})
 z = train(2, pz)
