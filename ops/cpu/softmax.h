@@ -23,7 +23,7 @@ static inline float s2s_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;  // unsigned: a NaN input must not shift a negative
     float s;
     memcpy(&s, &bits, sizeof s);
     return p * s;

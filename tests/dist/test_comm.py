@@ -16,6 +16,10 @@ if not shutil.which("mpirun"):
     print("test_comm: no mpirun: skipped")
     sys.exit(77)
 env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+# In the sanitized rerun: Open MPI's libraries keep no frame pointers, and only the slow unwinder names them, which
+# the leak suppressions (tests/sanitize/lsan.supp: what MPI leaves at MPI_Finalize) need.
+if "ASAN_OPTIONS" in env:
+    env["ASAN_OPTIONS"] += ":fast_unwind_on_malloc=0"
 
 
 def check(cond, what):

@@ -37,6 +37,8 @@ def main():
     with tempfile.TemporaryDirectory() as logs:
         env = dict(os.environ,
                    ASAN_OPTIONS=f"detect_leaks=1:log_path={logs}/asan",
+                   LSAN_OPTIONS=f"suppressions={os.path.join(ROOT, 'tests', 'sanitize', 'lsan.supp')}",
+                   OMPI_MCA_mca_base_component_disable_dlclose="1",
                    UBSAN_OPTIONS=f"print_stacktrace=1:log_path={logs}/ubsan")
         r = subprocess.run(["ctest", "-j", str(os.cpu_count() or 2), "-E", SKIP], cwd=SAN, env=env,
                            capture_output=True, text=True)
