@@ -105,6 +105,8 @@ def cases():
         ("below max: unchanged", [(2, 3), (11,)], 100.0, 1.0),
         ("one param n=1", [(1,)], 0.5, 1.0),
         ("large, multi-block sums", [(50021,), (257, 130), (13,)], 1.0, 0.01),
+        # whole groups of 8 blocks summed side by side, a partial group, a short last block
+        ("8-block groups", [(300007,), (2100001,)], 1.0, 0.001),
     ]:
         inp = {f"g{i}": randn(*s, scale=gs) for i, s in enumerate(shapes)}
         inp["gf"] = randn(17, scale=10.0)
