@@ -50,7 +50,8 @@ static int run(int argc, char **argv) {
     if (!rc && print_config) {
         s2s_recipe r;
         rc = s2s_recipe_from_cfg(&r, &cfg, err, sizeof err);
-        if (!rc) s2s_recipe_write(&cfg, stdout), s2s_recipe_free(&r);
+        if (!rc) s2s_recipe_write(&cfg, stdout);
+        s2s_recipe_free(&r);  // what a refused recipe had filled in too
     } else if (!rc) {
         // Under mpirun / srun every process is a rank of one data-parallel job (train/comm.h); alone, one rank.
         o.comm = s2s_comm_init(NULL, err, sizeof err);
