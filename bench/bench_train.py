@@ -293,7 +293,13 @@ def main():
         for stage in ("stage3", "stage2b"):
             print(f"losses {stage}: s2s {' '.join(f'{v:.5f}' for v in res[stage, 's2s']['loss'])} | PyTorch "
                   f"{' '.join(f'{v:.5f}' for v in res[stage, 'torch']['loss'])}")
-        print(f"load average (1 min) at start {load0:.2f}, at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        load1 = os.getloadavg()[0]
+        print(f"load average (1 min) at start {load0:.2f}, at end {load1:.2f} (the benchmark's own threads "
+              f"included) on {os.cpu_count()} CPUs")
+        if load0 > 0.5 * os.cpu_count():
+            print("the machine was busy: other processes preempt the benchmark's threads (an OpenMP thread of s2s then "
+                  "spin-waits on its preempted partner at every parallel region's barrier), so these times are not "
+                  "representative; rerun when the load is low")
         print(f"step times (s): " + "; ".join(
             f"{k[1]} {k[0]} {' '.join(f'{v:.3f}' for v in r['step_s'])}" for k, r in res.items()))
     finally:
