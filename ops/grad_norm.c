@@ -93,10 +93,17 @@ double s2s_grad_clip(s2s_ctx *ctx, s2s_params *params, double max_norm) {
     S2S_CHECK(max_norm > 0.0, "grad_clip: max_norm must be > 0 (got %g); to disable clipping, skip the call",
               max_norm);
     double norm = s2s_grad_norm(ctx, params);
+    s2s_grad_clip_known(ctx, params, norm, max_norm);
+    return norm;
+}
+
+void s2s_grad_clip_known(s2s_ctx *ctx, s2s_params *params, double norm, double max_norm) {
+    S2S_CHECK(max_norm > 0.0, "grad_clip: max_norm must be > 0 (got %g); to disable clipping, skip the call",
+              max_norm);
     double factor = max_norm / (norm + 1e-6);
     // PyTorch multiplies by min(factor, 1); multiplying by exactly 1 is a no-op, so skip it. A NaN /
     // inf norm makes factor NaN / 0 and propagates into the gradients as in PyTorch.
-    if (!(factor < 1.0) && !isnan(factor)) return norm;
+    if (!(factor < 1.0) && !isnan(factor)) return;
     for (int i = 0; i < params->n; i++) {
         s2s_param *q = &params->items[i];
         if (!q->trainable || !q->t->grad) continue;
@@ -107,5 +114,4 @@ double s2s_grad_clip(s2s_ctx *ctx, s2s_params *params, double max_norm) {
         else S2S_NO_CUDA("grad_clip");
 #endif
     }
-    return norm;
 }

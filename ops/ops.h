@@ -105,3 +105,5 @@ double s2s_grad_norm(s2s_ctx *ctx, s2s_params *params);
 // Scale gradients so their global norm is at most max_norm (PyTorch clip_grad_norm_ semantics:
 // factor = max_norm / (norm + 1e-6), applied when < 1). Returns the norm before clipping.
 double s2s_grad_clip(s2s_ctx *ctx, s2s_params *params, double max_norm);
+// The same scaling for a norm already computed (s2s_grad_norm): a trainer that logs the norm needs it once.
+void s2s_grad_clip_known(s2s_ctx *ctx, s2s_params *params, double norm, double max_norm);

@@ -359,7 +359,7 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
                 s2s_zero_gather(&t->zero, t->comm, &t->opt, &t->P);
                 st.t_comm += s2s_now() - tc;
             } else {
-                if (r->clip > 0) s2s_grad_clip(t->ctx, &t->P, r->clip);
+                if (r->clip > 0) s2s_grad_clip_known(t->ctx, &t->P, norm, r->clip);  // norm: computed above
                 s2s_adam_update(t->ctx, &t->opt, &t->P, lr);
                 st.t_optim += s2s_now() - to;
             }
