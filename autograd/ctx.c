@@ -94,6 +94,10 @@ s2s_tensor *s2s_zeros_like(s2s_ctx *ctx, const s2s_tensor *t) {
 }
 
 float *s2s_grad(s2s_ctx *ctx, s2s_tensor *t) {
+    if (!t->grad && t->is_param && ctx->param_grad) {
+        ctx->param_grad(ctx->param_grad_user, t);
+        S2S_CHECK(t->grad, "parameter %s: the gradient provider gave it no buffer", t->name ? t->name : "?");
+    }
     if (!t->grad) {
         S2S_CHECK(!t->is_param, "parameter %s has no gradient buffer; the registry allocates it when "
                   "the parameter is trainable", t->name ? t->name : "?");

@@ -64,6 +64,10 @@ struct s2s_ctx {
     int32_t *first_use;
     void (*on_node)(void *user, int position);
     void *on_node_user;
+    // Gradients on demand (ZeRO-2, train/grad_sync.h): a trainable parameter of a registry without gradient
+    // memory (s2s_params_grad_on_demand) gets its t->grad from param_grad the first time an op writes to it.
+    void (*param_grad)(void *user, s2s_tensor *param);
+    void *param_grad_user;
     // Per-context CUDA state (cuBLASLt handle, workspace, error flags: ops/cuda/ctx_cuda.cu), created
     // on the first CUDA op. Autograd knows no op: whoever creates the state sets cuda_free, which
     // s2s_ctx_free calls.

@@ -50,7 +50,7 @@ static s2s_tensor *tensor_persistent(s2s_device dev, int ndim, const int64_t *sh
 static void set_trainable(s2s_params *p, s2s_param *q, bool trainable) {
     q->trainable = trainable;
     q->t->requires_grad = trainable;
-    if (trainable && !q->t->grad) q->t->grad = tensor_persistent(p->device, q->t->ndim, q->t->shape);
+    if (trainable && !q->t->grad && !p->grad_on_demand) q->t->grad = tensor_persistent(p->device, q->t->ndim, q->t->shape);
     if (!trainable && q->t->grad) {  // a frozen parameter holds no gradient memory
         free_tensor(p->device, q->t->grad);
         q->t->grad = NULL;
@@ -66,6 +66,11 @@ static int64_t padded(int64_t n) { return (n + FLAT_ALIGN - 1) / FLAT_ALIGN * FL
 // Give every view of one kind (values or gradients) its own memory again and drop the flat buffer.
 static void unflatten_kind(s2s_params *p, bool grads) {
     float **flat = grads ? &p->flat_grad : &p->flat;
+    if (grads && p->grad_on_demand) {  // a layout without memory
+        for (int i = 0; i < p->n; i++) p->items[i].goff = -1;
+        p->flat_grad_n = 0;
+        return;
+    }
     if (!*flat) return;
     for (int i = 0; i < p->n; i++) {
         s2s_param *q = &p->items[i];
@@ -86,6 +91,13 @@ static void unflatten_kind(s2s_params *p, bool grads) {
 // Lay every tensor of one kind out in one buffer, registry order.
 static void flatten_kind(s2s_params *p, bool grads) {
     unflatten_kind(p, grads);
+    if (grads && p->grad_on_demand) {
+        int64_t at = 0;
+        for (int i = 0; i < p->n; i++)
+            if (p->items[i].trainable) p->items[i].goff = at, at += padded(s2s_numel(p->items[i].t));
+        p->flat_grad_n = at;
+        return;
+    }
     int64_t total = 0;
     for (int i = 0; i < p->n; i++) {
         s2s_tensor *t = grads ? p->items[i].t->grad : p->items[i].t;
@@ -118,6 +130,19 @@ void s2s_params_flatten(s2s_params *p) {
 void s2s_params_unflatten(s2s_params *p) {
     unflatten_kind(p, false);
     unflatten_kind(p, true);
+}
+
+void s2s_params_grad_on_demand(s2s_params *p) {
+    const bool flat = p->flat_grad != NULL;
+    unflatten_kind(p, true);
+    for (int i = 0; i < p->n; i++) {
+        s2s_param *q = &p->items[i];
+        S2S_CHECK(q->goff < 0, "params: %s still in a flat gradient buffer", q->name);
+        free_tensor(p->device, q->t->grad);
+        q->t->grad = NULL;
+    }
+    p->grad_on_demand = true;
+    if (flat) flatten_kind(p, true);
 }
 
 void s2s_params_set_norm(s2s_params *p, const s2s_tensor *t, s2s_norm_kind kind) {

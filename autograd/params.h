@@ -35,6 +35,7 @@ typedef struct s2s_params {
     int64_t flat_n;
     float *flat_grad;     // [flat_grad_n] gradients of the trainable parameters, registry order
     int64_t flat_grad_n;
+    bool grad_on_demand;  // no gradient memory: the layout (goff, flat_grad_n) only; see s2s_params_grad_on_demand
 } s2s_params;
 
 void s2s_params_init(s2s_params *p, s2s_device dev);
@@ -53,4 +54,9 @@ void s2s_params_set_norm(s2s_params *p, const s2s_tensor *t, s2s_norm_kind kind)
 void s2s_params_flatten(s2s_params *p);
 // The same layout again after a parameter changed its shape in place (vocabulary resize): values kept.
 void s2s_params_unflatten(s2s_params *p);
+// ZeRO-2: from now on the registry holds no gradient memory. Flattening lays the gradients out (goff,
+// flat_grad_n) without allocating them; a trainable parameter's t->grad stays NULL until a provider
+// (ctx->param_grad) points it into memory of its own for the length of a backward. Call it before registering
+// parameters so that a full set of gradients is never allocated, not even once.
+void s2s_params_grad_on_demand(s2s_params *p);
 int64_t s2s_params_count(const s2s_params *p, bool trainable_only);

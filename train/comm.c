@@ -13,12 +13,13 @@
 #include <mpi.h>
 #endif
 
-typedef enum { OP_ALLREDUCE, OP_REDUCE_SCATTER, OP_ALLGATHER, OP_BCAST, OP_BARRIER } op_kind;
+typedef enum { OP_ALLREDUCE, OP_REDUCE_SCATTER, OP_REDUCE_SCATTER_V, OP_ALLGATHER, OP_BCAST, OP_BARRIER } op_kind;
 
 typedef struct job {
     op_kind kind;
     void *buf, *recv;
     const void *send;
+    const int *counts;  // OP_REDUCE_SCATTER_V
     int64_t n;
     s2s_comm_dtype dt;
     s2s_comm_op op;
@@ -76,6 +77,9 @@ static void run_job(s2s_comm *c, job *j) {
         S2S_CHECK(j->n < CHUNK * 4, "comm: reduce-scatter blocks of %lld floats exceed MPI's int counts",
                   (long long)j->n);
         rc = MPI_Reduce_scatter_block(j->send, j->recv, (int)j->n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        break;
+    case OP_REDUCE_SCATTER_V:
+        rc = MPI_Reduce_scatter(j->send, j->recv, j->counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         break;
     case OP_ALLGATHER:
         S2S_CHECK(j->n < CHUNK * 4, "comm: all-gather blocks of %lld floats exceed MPI's int counts", (long long)j->n);
@@ -178,6 +182,8 @@ const char *s2s_comm_backend(const s2s_comm *c) { return c->mpi ? "mpi" : "self"
 // ---- one rank: the identity ------------------------------------------------------------------------------------
 
 static void self_job(const job *j) {
+    if (j->kind == OP_REDUCE_SCATTER_V && j->recv != j->send)
+        memmove(j->recv, j->send, (size_t)j->counts[0] * sizeof(float));
     if (j->kind == OP_REDUCE_SCATTER || j->kind == OP_ALLGATHER)
         if (j->recv != j->send) memmove(j->recv, j->send, (size_t)j->n * sizeof(float));
 }
@@ -202,7 +208,8 @@ static s2s_comm_handle submit(s2s_comm *c, job j) {
 }
 
 static const char *kind_name(op_kind k) {
-    static const char *const n[] = {"all-reduce", "reduce-scatter", "all-gather", "broadcast", "barrier"};
+    static const char *const n[] = {"all-reduce", "reduce-scatter", "reduce-scatter", "all-gather", "broadcast",
+                                    "barrier"};
     return n[k];
 }
 
@@ -227,11 +234,26 @@ void s2s_comm_wait(s2s_comm *c, s2s_comm_handle h) {
 #endif
 }
 
+bool s2s_comm_test(s2s_comm *c, s2s_comm_handle h) {
+    if (!c->mpi) return true;
+#ifdef S2S_HAVE_MPI
+    pthread_mutex_lock(&c->mu);
+    const bool done = c->done >= h;
+    pthread_mutex_unlock(&c->mu);
+    return done;
+#else
+    return true;
+#endif
+}
+
 s2s_comm_handle s2s_comm_allreduce_async(s2s_comm *c, void *buf, int64_t n, s2s_comm_dtype dt, s2s_comm_op op) {
     return submit(c, (job){.kind = OP_ALLREDUCE, .buf = buf, .n = n, .dt = dt, .op = op});
 }
 s2s_comm_handle s2s_comm_reduce_scatter_async(s2s_comm *c, const float *send, float *recv, int64_t n) {
     return submit(c, (job){.kind = OP_REDUCE_SCATTER, .send = send, .recv = recv, .n = n});
+}
+s2s_comm_handle s2s_comm_reduce_scatter_v_async(s2s_comm *c, const float *send, float *recv, const int *counts) {
+    return submit(c, (job){.kind = OP_REDUCE_SCATTER_V, .send = send, .recv = recv, .counts = counts});
 }
 s2s_comm_handle s2s_comm_allgather_async(s2s_comm *c, const float *send, float *recv, int64_t n) {
     return submit(c, (job){.kind = OP_ALLGATHER, .send = send, .recv = recv, .n = n});

@@ -35,9 +35,13 @@ typedef int64_t s2s_comm_handle;
 s2s_comm_handle s2s_comm_allreduce_async(s2s_comm *c, void *buf, int64_t n, s2s_comm_dtype dt, s2s_comm_op op);
 // send [n * world] -> recv [n]: rank r gets the sum of every rank's block r.
 s2s_comm_handle s2s_comm_reduce_scatter_async(s2s_comm *c, const float *send, float *recv, int64_t n);
+// Variable blocks: send [sum of counts] -> recv [counts[rank]]: rank r gets the sum over the ranks of the block
+// of counts[r] elements that follows the blocks of ranks 0..r-1. counts [world] must stay valid until done.
+s2s_comm_handle s2s_comm_reduce_scatter_v_async(s2s_comm *c, const float *send, float *recv, const int *counts);
 // send [n] -> recv [n * world], rank r's block at r * n.
 s2s_comm_handle s2s_comm_allgather_async(s2s_comm *c, const float *send, float *recv, int64_t n);
 void s2s_comm_wait(s2s_comm *c, s2s_comm_handle h);
+bool s2s_comm_test(s2s_comm *c, s2s_comm_handle h);  // done already? (never blocks)
 
 // ---- blocking --------------------------------------------------------------------------------------------------
 void s2s_comm_allreduce(s2s_comm *c, void *buf, int64_t n, s2s_comm_dtype dt, s2s_comm_op op);

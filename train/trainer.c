@@ -28,8 +28,8 @@ static cJSON *trainer_state(const trainer *t) {
     cJSON_AddNumberToObject(j, "bad_steps", (double)t->bad);
     cJSON_AddNumberToObject(j, "samples", (double)t->samples);
     cJSON_AddNumberToObject(j, "world_size", t->world);
-    cJSON_AddNumberToObject(j, "zero", t->zero_on ? 1 : 0);
-    // Which flat range of the gradient layout each optimizer file holds (ZeRO 1: rank r's; else all in rank 0's).
+    cJSON_AddNumberToObject(j, "zero", t->zero_on ? t->zero.level : 0);
+    // Which flat range of the gradient layout each optimizer file holds (ZeRO 1, 2: rank r's; else all in rank 0's).
     cJSON *rg = cJSON_AddArrayToObject(j, "optimizer_ranges");
     for (int r = 0; r < (t->zero_on ? t->world : 1); r++) {
         const int64_t n = t->opt.n, lo = t->zero_on ? r * t->zero.blk : 0;
@@ -116,6 +116,7 @@ typedef struct step_stats {
     int64_t rows[S2S_STAGE_MAX_TERMS], samples, tokens, epoch;
     double flops_fwd, flops_bwd;  // GEMM flops (2MNK) of the forwards and of the backwards
     double t_comm, t_optim;       // seconds in collectives (none overlaps compute yet) and in the optimizer
+    int64_t grad_peak;            // ZeRO-2: the most gradient-bucket bytes held at once during a backward
 } step_stats;
 
 static double scalar(const s2s_tensor *t) { return ((const float *)t->data)[0]; }
@@ -153,6 +154,7 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
     st->samples = glob[nt], st->tokens = glob[nt + 1];
     const bool tokens_norm = !strcmp(t->r.loss_norm, "tokens");
     bool reduced = false;  // the gradient buckets went out during the last backward
+    const bool z2 = t->zero_on && t->zero.level == 2;
     for (int64_t g = 0; g < G && !rc; g++) {
         double div[S2S_STAGE_MAX_TERMS];
         int64_t r[S2S_STAGE_MAX_TERMS] = {0};
@@ -160,10 +162,12 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         // micro_mean: HF's per-micro-batch means / G, averaged over the ranks as DDP does.
         for (int k = 0; k < nt; k++) div[k] = tokens_norm ? (double)total[k] : (double)(r[k] * G * t->world);
         s2s_stage_out o = {0};
-        // The last micro-batch's backward hands finished gradient buckets to the communicator as it goes.
-        const bool overlap = g == G - 1 && t->world > 1 && !t->zero_on;
+        // The last micro-batch's backward hands finished gradient buckets to the communicator as it goes; under
+        // ZeRO-2 every micro-batch's does (there is no local buffer to accumulate in).
+        const bool overlap = t->world > 1 && (z2 || (g == G - 1 && !t->zero_on));
         s2s_grad_overlap ov;
-        if (overlap) s2s_grad_overlap_begin(&ov, t->comm, t->ctx, &t->P, t->r.bucket_mb);
+        if (overlap)
+            s2s_grad_overlap_begin(&ov, t->comm, t->ctx, &t->P, t->r.bucket_mb, z2 ? s2s_zero_shard(&t->zero, g) : NULL);
         const double f0 = t->ctx->stats.gemm_flops;
         t->stage->micro(t->ctx, &t->env, &mb[g], div, &o);
         const double f1 = t->ctx->stats.gemm_flops;
@@ -173,9 +177,11 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         }
         if (overlap) {
             const double tw = s2s_now();
-            int64_t nb, early = s2s_grad_overlap_end(&ov, &nb);  // the rest, and the wait backward did not hide
+            int64_t nb, peak, early = s2s_grad_overlap_end(&ov, &nb, &peak);  // the rest, and the wait
+            if (z2) s2s_zero_accumulate(&t->zero, g);
             st->t_comm += s2s_now() - tw;
-            if (t->step == 0 || t->step == t->first_step)
+            if (peak > st->grad_peak) st->grad_peak = peak;
+            if ((t->step == 0 || t->step == t->first_step) && g == G - 1)
                 trainer_log(t, "gradient buckets: %lld of %lld sent while the backward ran", (long long)early,
                             (long long)nb);
             reduced = true;
@@ -192,6 +198,8 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         // A rank whose data failed ran no last micro-batch: it still sends its buckets, in the same order and
         // before the sums below, as every rank must issue the same collectives.
         if (!reduced && !t->zero_on) s2s_grad_allreduce(t->comm, &t->P, t->r.bucket_mb);
+        if (!reduced && z2)
+            for (int64_t g = 0; g < G; g++) s2s_grad_shard_idle(t->comm, &t->P, t->r.bucket_mb, s2s_zero_shard(&t->zero, g));
         double red[1 + 2 * S2S_STAGE_MAX_TERMS];
         red[0] = st->loss;
         for (int k = 0; k < nt; k++) red[1 + k] = st->term[k], red[1 + nt + k] = (double)st->rows[k];
@@ -368,7 +376,13 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
         t->step++;
         t->samples += st.samples;
         saved = false;
-        if (t->step == start + 1) res->first_loss = st.loss;
+        if (t->step == start + 1) {
+            res->first_loss = st.loss;
+            if (t->zero_on && t->zero.level == 2)
+                trainer_log(t, "ZeRO-2: at most %.1f MiB of gradient buckets held at once during a backward (the "
+                            "full gradient would be %.1f MiB)", st.grad_peak / 1048576.0,
+                            t->P.flat_grad_n * 4 / 1048576.0);
+        }
         res->last_loss = st.loss;
         res->step = t->step;
         if (t->bad >= r->max_bad_steps)
@@ -395,6 +409,7 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
             keys[n] = "time_s", vals[n++] = dt;
             keys[n] = "time_comm_s", vals[n++] = st.t_comm;
             keys[n] = "time_optim_s", vals[n++] = st.t_optim;
+            if (t->zero_on && t->zero.level == 2) keys[n] = "grad_peak_mb", vals[n++] = (double)st.grad_peak / (1 << 20);
             s2s_metrics_log(&t->met, t->step, n, keys, vals);
             if (!o->quiet && t->rank == 0) s2s_progress(&t->met, t->step - start, r->max_steps - start, st.loss, st.tokens);
         }
@@ -450,7 +465,7 @@ int s2s_train(s2s_cfg *cfg, const s2s_train_opts *o, s2s_train_result *res, char
     sigaction(SIGUSR1, &sa, &old_usr1);
     int rc = trainer_setup(t, o, err, errlen);
     // An error on any rank before step 1 stops every rank with its message.
-    if (t->world > 1) rc = s2s_comm_agree(t->comm, rc, err, errlen, NULL);
+    if (t->world > 1 && !t->agreed) rc = s2s_comm_agree(t->comm, rc, err, errlen, NULL);
     if (!rc) rc = run(t, o, res, err, errlen);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);

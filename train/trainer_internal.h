@@ -27,8 +27,9 @@ typedef struct trainer {
     s2s_params P;
     s2s_ctx *ctx;
     s2s_adam_state opt;
-    s2s_zero zero;       // dist.zero 1 on several ranks: the optimizer state sharded
+    s2s_zero zero;       // dist.zero 1 or 2 on several ranks: the optimizer state (and with 2 the gradients) sharded
     bool zero_on;
+    bool agreed;         // setup's error is already every rank's (s2s_comm_agree ran on it)
     s2s_schedule_kind sched;
     s2s_loader *train, *valid;
     int32_t tts_eos;

@@ -156,6 +156,8 @@ static int build_model(trainer *t, char *err, size_t errlen) {
         }
     }
     s2s_params_init(&t->P, S2S_CPU);
+    // ZeRO-2: no rank ever allocates a full set of gradients, not even while the model registers its weights.
+    if (r->zero == 2 && t->world > 1) s2s_params_grad_on_demand(&t->P);
     s2s_omnispeech_create(&t->m, &t->P, &t->mcfg);
     t->m.w_llm = (float)r->w_llm, t->m.w_tts = (float)r->w_tts;
     if (r->lora_r > 0 && strcmp(r->stage, "stage3"))
@@ -317,6 +319,13 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
     s2s_mkdir_p(lp);
     snprintf(lp, sizeof lp, "%s/logs/rank_%d.log", t->r.run_dir, t->rank);
     t->rank_log = fopen(lp, o && o->resume ? "a" : "w");
+    // A failure on one rank only (its log file, here) must not leave the others in the collectives below.
+    int rc = t->rank_log ? 0 : s2s_errf(err, errlen, "%s: cannot open: %s", lp, strerror(errno));
+    if (t->world > 1) rc = s2s_comm_agree(t->comm, rc, err, errlen, NULL);
+    if (rc) {
+        t->agreed = true;
+        return -1;
+    }
     if (o && o->resume) {
         // Rank 0 looks (and removes an incomplete .tmp-* checkpoint); every rank continues from what it found.
         char dir[4200] = {0};
@@ -340,7 +349,7 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
         }
     }
     t->ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = (int)t->r.threads});
-    int rc = build_model(t, err, errlen);
+    rc = build_model(t, err, errlen);
     if (!rc && t->r.emotion_weight > 0) rc = add_emotion_head(t, err, errlen);
     if (!rc) rc = freeze(t, err, errlen);
     if (!rc) rc = check_model(t, err, errlen);
@@ -351,18 +360,17 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
         s2s_adam_init_rule(&t->opt, &t->P, !strcmp(t->r.no_decay, "norms") ? S2S_DECAY_NORMS : S2S_DECAY_HF);
         t->opt.cfg = (s2s_adamw_cfg){.beta1 = t->r.beta1, .beta2 = t->r.beta2, .eps = t->r.eps,
                                      .weight_decay = t->r.weight_decay};
-        if (t->r.zero == 2)
-            rc = s2s_errf(err, errlen, "dist.zero: 2 (gradients sharded during backward) is not available yet; "
-                          "dist.zero: 1 shards the optimizer state");
-        if (!rc && t->r.zero == 1 && t->world > 1) {
-            s2s_zero_init(&t->zero, t->comm, &t->P, &t->opt);
+        // One rank has nothing to shard: ZeRO 1 and 2 are then ZeRO 0.
+        if (t->r.zero >= 1 && t->world > 1) {
+            s2s_zero_init(&t->zero, t->comm, &t->P, &t->opt, (int)t->r.zero);
             t->zero_on = true;
         }
         int64_t pb, gb, ob;
-        s2s_zero_memory(&t->P, &t->opt, &pb, &gb, &ob);
-        trainer_log(t, "memory per rank: parameters %.1f MiB, gradients %.1f MiB, optimizer state %.1f MiB "
-                    "(dist.zero %lld, %d ranks)", pb / 1048576.0, gb / 1048576.0, ob / 1048576.0,
-                    (long long)t->r.zero, t->world);
+        s2s_zero_memory(&t->P, &t->opt, t->zero_on ? &t->zero : NULL, &pb, &gb, &ob);
+        trainer_log(t, "memory per rank: parameters %.1f MiB, gradients %.1f MiB%s, optimizer state %.1f MiB "
+                    "(dist.zero %lld, %d ranks)", pb / 1048576.0, gb / 1048576.0,
+                    t->zero_on && t->zero.level == 2 ? " (this rank's range; buckets in flight: see step 1)" : "",
+                    ob / 1048576.0, (long long)t->r.zero, t->world);
         if (!rc) t->train = open_loader(t, &t->r.data_train, false, "data.train", err, errlen);
         if (!t->train) rc = -1;
     }

@@ -1,40 +1,62 @@
-// zero.c — ZeRO stage 1 (zero.h).
+// zero.c — ZeRO stages 1 and 2 (zero.h).
 #include "zero.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "autograd/check.h"
 
-void s2s_zero_init(s2s_zero *z, s2s_comm *c, s2s_params *P, s2s_adam_state *opt) {
+void s2s_zero_init(s2s_zero *z, s2s_comm *c, s2s_params *P, s2s_adam_state *opt, int level) {
     memset(z, 0, sizeof *z);
-    z->rank = s2s_comm_rank(c), z->world = s2s_comm_world(c);
+    z->rank = s2s_comm_rank(c), z->world = s2s_comm_world(c), z->level = level;
+    S2S_CHECK(level == 1 || level == 2, "zero: level %d (1 or 2)", level);
+    S2S_CHECK(level == 1 || P->grad_on_demand, "zero: stage 2 needs gradients on demand (s2s_params_grad_on_demand)");
     const int64_t n = P->flat_grad_n;
     z->blk = ((n + z->world - 1) / z->world + 15) / 16 * 16;  // 64-byte blocks
     if (z->blk == 0) z->blk = 16;
     const int64_t lo = z->rank * z->blk, hi = lo + z->blk < n ? lo + z->blk : n;
     s2s_adam_shard(opt, lo < n ? lo : n, lo < n ? hi : n);
-    if (z->world * z->blk != n) z->send = s2s_calloc((size_t)(z->world * z->blk), sizeof(float));
+    if (level == 1 && z->world * z->blk != n) z->send = s2s_calloc((size_t)(z->world * z->blk), sizeof(float));
     z->g = s2s_calloc((size_t)z->blk, sizeof(float));
+    if (level == 2) {
+        z->rank_lo = s2s_malloc((size_t)(z->world + 1) * sizeof *z->rank_lo);
+        for (int r = 0; r <= z->world; r++) z->rank_lo[r] = r * z->blk < n ? r * z->blk : n;
+        z->shard = (s2s_grad_shard){.lo = z->rank_lo[z->rank], .hi = z->rank_lo[z->rank + 1], .rank_lo = z->rank_lo};
+    }
     z->pack = s2s_calloc((size_t)z->blk, sizeof(float));
     z->all = s2s_calloc((size_t)(z->world * z->blk), sizeof(float));
 }
 
 void s2s_zero_free(s2s_zero *z) {
-    free(z->send), free(z->g), free(z->pack), free(z->all);
+    free(z->send), free(z->g), free(z->pack), free(z->all), free(z->rank_lo), free(z->stage);
     memset(z, 0, sizeof *z);
 }
 
 double s2s_zero_reduce(s2s_zero *z, s2s_comm *c, const s2s_params *P) {
-    const float *src = P->flat_grad;
-    if (z->send) {
-        memcpy(z->send, P->flat_grad, (size_t)P->flat_grad_n * sizeof(float));
-        src = z->send;  // the tail past the layout stays zero
+    if (z->level == 1) {
+        const float *src = P->flat_grad;
+        if (z->send) {
+            memcpy(z->send, P->flat_grad, (size_t)P->flat_grad_n * sizeof(float));
+            src = z->send;  // the tail past the layout stays zero
+        }
+        s2s_comm_wait(c, s2s_comm_reduce_scatter_async(c, src, z->g, z->blk));
     }
-    s2s_comm_wait(c, s2s_comm_reduce_scatter_async(c, src, z->g, z->blk));
     double ss = 0;
     for (int64_t i = 0; i < z->blk; i++) ss += (double)z->g[i] * z->g[i];
     s2s_comm_allreduce(c, &ss, 1, S2S_COMM_F64, S2S_COMM_SUM);
     return sqrt(ss);
+}
+
+const s2s_grad_shard *s2s_zero_shard(s2s_zero *z, int64_t micro) {
+    S2S_CHECK(z->level == 2, "zero: a gradient shard is stage 2's");
+    if (micro > 0 && !z->stage) z->stage = s2s_calloc((size_t)z->blk, sizeof(float));
+    z->shard.recv = micro == 0 ? z->g : z->stage;  // the first micro-batch's slices overwrite last step's
+    return &z->shard;
+}
+
+void s2s_zero_accumulate(s2s_zero *z, int64_t micro) {
+    if (micro == 0) return;
+    const int64_t n = z->shard.hi - z->shard.lo;
+    for (int64_t i = 0; i < n; i++) z->g[i] += z->stage[i];
 }
 
 void s2s_zero_clip(s2s_zero *z, double norm, double max_norm) {
@@ -66,8 +88,9 @@ void s2s_zero_gather(s2s_zero *z, s2s_comm *c, const s2s_adam_state *opt, s2s_pa
     }
 }
 
-void s2s_zero_memory(const s2s_params *P, const s2s_adam_state *opt, int64_t *params, int64_t *grads, int64_t *state) {
+void s2s_zero_memory(const s2s_params *P, const s2s_adam_state *opt, const s2s_zero *z, int64_t *params,
+                     int64_t *grads, int64_t *state) {
     *params = P->flat_n * (int64_t)sizeof(float);
-    *grads = P->flat_grad_n * (int64_t)sizeof(float);
+    *grads = (z && z->level == 2 ? z->blk : P->flat_grad_n) * (int64_t)sizeof(float);
     *state = 2 * (opt->hi - opt->lo) * (int64_t)sizeof(float);
 }

@@ -50,6 +50,22 @@ int main(int argc, char **argv) {
         s2s_comm_wait(c, s2s_comm_allgather_async(c, recv, all, n));
         for (int r = 0; r < W; r++)
             for (int k = 0; k < n; k++) EXPECT(all[r * n + k] == (float)(100 * r + k), "all-gather [%d,%d]", r, k);
+        // variable blocks (ZeRO-2's buckets): rank r gets r + 2 elements (the last rank none when W > 1)
+        {
+            int counts[64], total = 0, off = 0;
+            for (int r = 0; r < W; r++) counts[r] = (W > 1 && r == W - 1) ? 0 : r + 2, total += counts[r];
+            for (int r = 0; r < R; r++) off += counts[r];
+            float *vs = malloc(sizeof(float) * (size_t)(total + 1)), *vr = malloc(sizeof(float) * (size_t)(counts[R] + 1));
+            for (int k = 0; k < total; k++) vs[k] = (float)(3 * k + R);
+            vr[counts[R]] = -1.0f;  // a guard past the rank's block
+            s2s_comm_handle vh = s2s_comm_reduce_scatter_v_async(c, vs, vr, counts);
+            s2s_comm_wait(c, vh);
+            EXPECT(s2s_comm_test(c, vh), "test after wait");
+            for (int k = 0; k < counts[R]; k++)
+                EXPECT(vr[k] == (float)(W * 3 * (off + k)) + (float)(tri - W), "reduce-scatter-v [%d] %g", k, vr[k]);
+            EXPECT(vr[counts[R]] == -1.0f, "reduce-scatter-v wrote past its block");
+            free(vs), free(vr);
+        }
         // many asynchronous all-reduces in flight, waited for in reverse
         enum { NB = 16, BN = 1000 };
         float *b = malloc(sizeof(float) * NB * BN);

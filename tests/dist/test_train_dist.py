@@ -1,8 +1,11 @@
-"""`s2s train` under mpirun (dist.zero 0): data parallelism on this machine's CPU ranks.
+"""`s2s train` under mpirun: data parallelism on this machine's CPU ranks, dist.zero 0, 1 and 2.
 
 - 2 ranks x batch 1 equal 1 rank x batch 1 x grad_accum 2 on the same data after K steps (float tolerance: the
   sum over ranks adds in another order);
 - 2 ranks: N steps + --resume auto + N steps are bit-identical to 2N steps;
+- ZeRO 1 and 2 equal ZeRO 0; ZeRO 2 with 2 micro-batches a step equals 1 rank x 4; its gradients per rank halve
+  and no rank holds them all; it resumes bit for bit and on another number of ranks;
+- an error on one rank before step 1 (its log file cannot be opened) stops every rank with that rank's message;
 - rank 0 alone writes metrics.jsonl and config.yaml, every rank its logs/rank_R.log;
 - SIGUSR1 to mpirun (which forwards it), SIGTERM to every rank (as scancel does): every rank stops after the same
   step, one checkpoint, exit 0, and it resumes. (A SIGTERM to mpirun itself makes Open MPI end the job.)
@@ -150,6 +153,72 @@ if z.returncode == 0 and b.returncode == 0:
               "dist.zero 1 on 2 ranks: 2 + resume + 2 steps = 4 steps, bit for bit")
     else:
         check(False, "dist.zero 1: 2 steps, then --resume auto")
+
+# ---- ZeRO 2: gradients sharded during the backward ----------------------------------------------------------------
+def log_lines(run, r, what):
+    return [l.strip() for l in open(os.path.join(run, "logs", f"rank_{r}.log")) if what in l]
+
+
+p2, r2 = recipe("zero2", **{"dist.zero": 2, "dist.bucket_mb": 0.05})
+z2 = train(2, p2)
+check(z2.returncode == 0, "2 ranks, dist.zero 2: runs")
+if z2.returncode == 0 and b.returncode == 0:
+    mb, _ = ckpt(rb, 4)
+    m2, _ = ckpt(r2, 4)
+    worst = max(float(np.abs(mb[k] - m2[k]).max() / max(np.abs(mb[k]).max(), 1e-30)) for k in mb)
+    lb, l2 = losses(rb), losses(r2)
+    check(worst < 1e-5 and all(abs(x[1] - y[1]) < 1e-5 * abs(x[1]) for x, y in zip(lb, l2)),
+          f"dist.zero 2 equals dist.zero 0 after 4 steps (max relative {worst:.2e})")
+
+    def grads(run):
+        line = log_lines(run, 0, "memory per rank")[0]
+        return float(line.split("gradients ")[1].split(" MiB")[0])
+    g0, g2 = grads(rb), grads(r2)
+    check(abs(g2 - g0 / 2) < 0.02 * g0, f"the gradients kept per rank halve: {g0:.2f} -> {g2:.2f} MiB")
+    peak = log_lines(r2, 0, "ZeRO-2: at most")
+    held = float(peak[0].split("at most ")[1].split(" MiB")[0]) if peak else 1e9
+    full = float(peak[0].split("would be ")[1].split(" MiB")[0]) if peak else 0
+    check(held < full, f"no rank holds every gradient at once during a backward ({peak[0] if peak else 'no line'})")
+    opt = sorted(os.listdir(os.path.join(r2, "checkpoints", "step_00000004", "optimizer")))
+    tj = json.load(open(os.path.join(r2, "checkpoints", "step_00000004", "trainer.json")))
+    check(opt == ["rank_00000.safetensors", "rank_00001.safetensors"] and tj["zero"] == 2,
+          f"each rank writes its optimizer shard {opt}; trainer.json: zero {tj['zero']}")
+    # The rank's range accumulates micro-batch by micro-batch: 2 ranks x 2 micro-batches = 1 rank x 4.
+    pa4, ra4 = recipe("one_accum4", **{"train.grad_accum": 4})
+    p22, r22 = recipe("zero2_accum2", **{"dist.zero": 2, "dist.bucket_mb": 0.05, "train.grad_accum": 2})
+    a4, z22 = train(0, pa4), train(2, p22)
+    if a4.returncode == 0 and z22.returncode == 0:
+        ma, _ = ckpt(ra4, 4)
+        mz, _ = ckpt(r22, 4)
+        worst = max(float(np.abs(ma[k] - mz[k]).max() / max(np.abs(ma[k]).max(), 1e-30)) for k in ma)
+        check(worst < 1e-5, f"dist.zero 2, 2 ranks x grad_accum 2 equal 1 rank x grad_accum 4 (max relative {worst:.2e})")
+    else:
+        check(False, "1 rank x accum 4 and dist.zero 2 with 2 ranks x accum 2 run")
+    p2r, r2r = recipe("zero2_resumed", **{"dist.zero": 2, "dist.bucket_mb": 0.05})
+    y1, y2 = train(2, p2r, "--stop-after", "2"), train(2, p2r, "--resume", "auto")
+    if y1.returncode == 0 and y2.returncode == 0:
+        m2r, _ = ckpt(r2r, 4)
+        check(all(np.array_equal(m2[k], m2r[k]) for k in m2) and losses(r2) == losses(r2r),
+              "dist.zero 2 on 2 ranks: 2 + resume + 2 steps = 4 steps, bit for bit")
+    else:
+        check(False, "dist.zero 2: 2 steps, then --resume auto")
+    p23, r23 = recipe("zero2_to_three", **{"dist.zero": 2, "dist.bucket_mb": 0.05, "train.max_steps": 3})
+    x1, x2 = train(2, p23, "--stop-after", "1"), train(3, p23, "--resume", "auto")
+    ok = x1.returncode == 0 and x2.returncode == 0
+    opt = sorted(os.listdir(os.path.join(r23, "checkpoints", "step_00000003", "optimizer"))) if ok else []
+    check(ok and len(opt) == 3 and all(np.isfinite(l) for _, l in losses(r23)),
+          f"a dist.zero 2 checkpoint of 2 ranks resumes on 3 ({opt})")
+
+# ---- an error on one rank before step 1 stops them all -------------------------------------------------------------
+pe, re_ = recipe("one_rank_fails")
+os.makedirs(os.path.join(re_, "logs", "rank_1.log"))  # rank 1 cannot open its log: a directory is in the way
+t0 = time.time()
+e = train(2, pe, timeout=300)
+took = time.time() - t0
+check(e.returncode != 0 and "rank 1: " in e.stderr and "rank_1.log: cannot open" in e.stderr and took < 60
+      and not os.path.exists(os.path.join(re_, "metrics.jsonl")),
+      f"an error on rank 1 before step 1 stops both ranks in {took:.1f} s with its message: "
+      f"{[l for l in e.stderr.splitlines() if 'rank 1' in l][:1]}")
 
 # ---- a checkpoint of 2 ranks resumes on 1 and on 3 --------------------------------------------------------------
 if z.returncode == 0:
