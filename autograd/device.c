@@ -1,5 +1,7 @@
 #include "device.h"
+#include <stdio.h>
 #include <string.h>
+#include "base/err.h"
 #include "check.h"
 
 void *s2s_dev_alloc(s2s_device dev, size_t bytes) {
@@ -55,5 +57,31 @@ int s2s_cuda_available(void) {
     return s2s_cuda_device_count();
 #else
     return 0;
+#endif
+}
+
+int s2s_device_open(const char *name, int local_rank, s2s_device *dev, char *info, size_t info_len, char *err,
+                    size_t errlen) {
+    if (!name || !strcmp(name, "cpu")) {
+        *dev = S2S_CPU;
+        snprintf(info, info_len, "cpu");
+        return 0;
+    }
+    if (strcmp(name, "cuda"))
+        return s2s_errf(err, errlen, "device '%s': cpu or cuda", name);
+#ifdef S2S_HAVE_CUDA
+    char why[256] = {0};
+    const int n = s2s_cuda_probe(why, sizeof why);
+    if (n <= 0)
+        return s2s_errf(err, errlen, "device cuda: this s2s has the CUDA backend but sees no GPU (%s); check "
+                        "nvidia-smi and CUDA_VISIBLE_DEVICES, or use device: cpu", n < 0 ? why : "0 devices");
+    if (s2s_cuda_select(local_rank % n, info, info_len, why, sizeof why))
+        return s2s_errf(err, errlen, "device cuda: GPU %d of %d: %s", local_rank % n, n, why);
+    *dev = S2S_CUDA;
+    return 0;
+#else
+    (void)local_rank;
+    return s2s_errf(err, errlen, "device cuda: this s2s was built without CUDA (nvcc was not found when it was "
+                    "configured): install the CUDA toolkit and rebuild (cmake -DS2S_CUDA=ON), or use device: cpu");
 #endif
 }

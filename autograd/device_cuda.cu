@@ -30,6 +30,29 @@ extern "C" void s2s_cuda_copy(void *dst, int dst_dev, const void *src, int src_d
     CUDA_CHECK(cudaMemcpy(dst, src, bytes, k));
 }
 
+extern "C" int s2s_cuda_probe(char *why, size_t n) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        snprintf(why, n, "cudaGetDeviceCount: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    return count;
+}
+
+extern "C" int s2s_cuda_select(int index, char *info, size_t info_len, char *why, size_t why_len) {
+    cudaDeviceProp prop;
+    cudaError_t e = cudaSetDevice(index);
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, index);
+    if (e != cudaSuccess) {
+        snprintf(why, why_len, "%s", cudaGetErrorString(e));
+        return -1;
+    }
+    snprintf(info, info_len, "cuda:%d %s, %.1f GiB, sm_%d%d", index, prop.name,
+             (double)prop.totalGlobalMem / (1 << 30), prop.major, prop.minor);
+    return 0;
+}
+
 extern "C" void s2s_cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
 
 extern "C" int s2s_cuda_device_count(void) {

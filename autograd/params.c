@@ -89,13 +89,30 @@ static void unflatten_kind(s2s_params *p, bool grads) {
 }
 
 // Lay every tensor of one kind out in one buffer, registry order.
+// The order of the gradient layout: by layout key, then registration. order [p->n].
+static void grad_order(const s2s_params *p, int *order) {
+    for (int i = 0; i < p->n; i++) order[i] = i;
+    for (int i = 1; i < p->n; i++) {  // insertion sort: stable, and the keys come in runs
+        const int x = order[i];
+        int j = i - 1;
+        while (j >= 0 && p->items[order[j]].layout > p->items[x].layout) order[j + 1] = order[j], j--;
+        order[j + 1] = x;
+    }
+}
+
 static void flatten_kind(s2s_params *p, bool grads) {
     unflatten_kind(p, grads);
+    int *order = s2s_malloc((size_t)(p->n + 1) * sizeof *order);
+    if (grads) grad_order(p, order);
+    else for (int i = 0; i < p->n; i++) order[i] = i;
     if (grads && p->grad_on_demand) {
         int64_t at = 0;
-        for (int i = 0; i < p->n; i++)
-            if (p->items[i].trainable) p->items[i].goff = at, at += padded(s2s_numel(p->items[i].t));
+        for (int k = 0; k < p->n; k++) {
+            s2s_param *q = &p->items[order[k]];
+            if (q->trainable) q->goff = at, at += padded(s2s_numel(q->t));
+        }
         p->flat_grad_n = at;
+        free(order);
         return;
     }
     int64_t total = 0;
@@ -103,12 +120,15 @@ static void flatten_kind(s2s_params *p, bool grads) {
         s2s_tensor *t = grads ? p->items[i].t->grad : p->items[i].t;
         if (t) total += padded(s2s_numel(t));
     }
-    if (total == 0) return;
+    if (total == 0) {
+        free(order);
+        return;
+    }
     float *flat = s2s_dev_alloc(p->device, (size_t)total * sizeof(float));  // [total]
     s2s_dev_memset0(p->device, flat, (size_t)total * sizeof(float));
     int64_t at = 0;
-    for (int i = 0; i < p->n; i++) {
-        s2s_param *q = &p->items[i];
+    for (int k = 0; k < p->n; k++) {
+        s2s_param *q = &p->items[order[k]];
         s2s_tensor *t = grads ? q->t->grad : q->t;
         if (!t) continue;
         s2s_dev_copy(p->device, flat + at, p->device, t->data, s2s_nbytes(t));
@@ -120,6 +140,7 @@ static void flatten_kind(s2s_params *p, bool grads) {
     }
     *(grads ? &p->flat_grad : &p->flat) = flat;
     *(grads ? &p->flat_grad_n : &p->flat_n) = total;
+    free(order);
 }
 
 void s2s_params_flatten(s2s_params *p) {
@@ -130,6 +151,17 @@ void s2s_params_flatten(s2s_params *p) {
 void s2s_params_unflatten(s2s_params *p) {
     unflatten_kind(p, false);
     unflatten_kind(p, true);
+}
+
+int s2s_params_set_layout(s2s_params *p, const char *prefix, int32_t key) {
+    const size_t n = strlen(prefix);
+    const bool flat = p->flat_grad != NULL || (p->grad_on_demand && p->flat_grad_n > 0);
+    int hits = 0;
+    unflatten_kind(p, true);
+    for (int i = 0; i < p->n; i++)
+        if (!strncmp(p->items[i].name, prefix, n)) p->items[i].layout = key, hits++;
+    if (flat) flatten_kind(p, true);
+    return hits;
 }
 
 void s2s_params_grad_on_demand(s2s_params *p) {

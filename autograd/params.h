@@ -20,6 +20,7 @@ typedef struct s2s_param {
     s2s_norm_kind norm;
     int64_t off;   // first element in the flat value buffer (s2s_params_flatten), else -1
     int64_t goff;  // first element in the flat gradient buffer (trainable, flattened), else -1
+    int32_t layout; // the gradient layout's order key (s2s_params_set_layout; ties: registration order)
 } s2s_param;
 
 // Flat storage: after s2s_params_flatten, every value is a view into one buffer and every trainable
@@ -54,6 +55,11 @@ void s2s_params_set_norm(s2s_params *p, const s2s_tensor *t, s2s_norm_kind kind)
 void s2s_params_flatten(s2s_params *p);
 // The same layout again after a parameter changed its shape in place (vocabulary resize): values kept.
 void s2s_params_unflatten(s2s_params *p);
+// The gradients are laid out by ascending layout key, then registration order (values always in registration
+// order). A model sets keys so that the layout follows its forward: backward then completes the gradients from the
+// layout's end to its start, and buckets taken from the end (train/grad_sync.h) can go out, and under ZeRO-2 be
+// freed, while the backward runs. Returns how many parameters matched prefix.
+int s2s_params_set_layout(s2s_params *p, const char *prefix, int32_t key);
 // ZeRO-2: from now on the registry holds no gradient memory. Flattening lays the gradients out (goff,
 // flat_grad_n) without allocating them; a trainable parameter's t->grad stays NULL until a provider
 // (ctx->param_grad) points it into memory of its own for the length of a backward. Call it before registering

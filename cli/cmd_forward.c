@@ -161,7 +161,7 @@ static int freeze_list(s2s_params *P, const char *list) {
 }
 
 static int run(int argc, char **argv) {
-    const char *model = NULL, *inputs = NULL, *out = NULL, *freeze = NULL;
+    const char *model = NULL, *inputs = NULL, *out = NULL, *freeze = NULL, *device = "cpu";
     bool grads = false, unfreeze_audio = false, recompute = false;
     int64_t threads = 0;
     const s2s_arg args[] = {
@@ -173,6 +173,7 @@ static int run(int argc, char **argv) {
         {"--freeze", S2S_ARG_STR, &freeze, "PREFIX[,PREFIX]", "take registry-name prefixes off the trainable set"},
         {"--recompute", S2S_ARG_FLAG, &recompute, NULL, "one recompute region per encoder / decoder layer"},
         {"--threads", S2S_ARG_INT, &threads, "N", "OpenMP / OpenBLAS threads (default: their defaults)"},
+        {"--device", S2S_ARG_STR, &device, "cpu|cuda", "where the model and the batch live (default cpu)"},
         {NULL},
     };
     const s2s_cli cli = {
@@ -189,14 +190,19 @@ static int run(int argc, char **argv) {
         s2s_args_usage(&cli, stderr);
         return 2;
     }
-    char err[1024];
+    char err[1024], dev_info[256];
+    s2s_device dev;
+    if (s2s_device_open(device, 0, &dev, dev_info, sizeof dev_info, err, sizeof err)) {
+        fprintf(stderr, "s2s forward: %s\n", err);
+        return 1;
+    }
     s2s_omnispeech_config cfg;
     if (s2s_omnispeech_config_read(&cfg, model, err, sizeof err)) {
         fprintf(stderr, "s2s forward: %s\n", err);
         return 1;
     }
     s2s_params P;
-    s2s_params_init(&P, S2S_CPU);
+    s2s_params_init(&P, dev);
     s2s_omnispeech m;
     s2s_omnispeech_create(&m, &P, &cfg);
     if (s2s_ckpt_load_opens2s(&P, model, NULL, NULL, err, sizeof err)) {
@@ -212,7 +218,7 @@ static int run(int argc, char **argv) {
         fprintf(stderr, "s2s forward: %s\n", bf.err);
         return 1;
     }
-    s2s_ctx *ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = (int)threads, .arena_bytes = 64 << 20,
+    s2s_ctx *ctx = s2s_ctx_new((s2s_ctx_opts){.device = dev, .n_threads = (int)threads, .arena_bytes = 64 << 20,
                                               .scratch_bytes = 16 << 20});
     const s2s_st_entry *ide = entry(&bf, "input_ids", 2, (int64_t[]){-1, -1}, true);
     const int64_t B = ide->shape[0], L = ide->shape[1];
@@ -256,7 +262,10 @@ static int run(int argc, char **argv) {
         s2s_tensor *spk = floats(ctx, &bf, "spk_emb", 2, (int64_t[]){S, S2S_SPK_DIM}, false);
         if (spk && su.n != S) {  // one row per span
             s2s_tensor *idx = s2s_new1(ctx, S2S_I32, su.n);
-            for (int64_t j = 0; j < su.n; j++) ((int32_t *)idx->data)[j] = (int32_t)su.row_of[j];
+            int32_t *rows = s2s_malloc((size_t)(su.n + 1) * sizeof *rows);
+            for (int64_t j = 0; j < su.n; j++) rows[j] = (int32_t)su.row_of[j];
+            s2s_dev_copy(idx->device, idx->data, S2S_CPU, rows, (size_t)su.n * sizeof *rows);
+            free(rows);
             spk = s2s_gather_rows(ctx, spk, idx);
         }
         b.spk = spk;

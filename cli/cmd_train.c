@@ -9,7 +9,7 @@
 #include "train/trainer.h"
 
 static int run(int argc, char **argv) {
-    const char *config = NULL, *resume = NULL;
+    const char *config = NULL, *resume = NULL, *device = NULL;
     static s2s_arg_list sets;
     int64_t stop_after = 0;
     bool quiet = false, keys = false, print_config = false;
@@ -21,6 +21,7 @@ static int run(int argc, char **argv) {
         {"--print-config", S2S_ARG_FLAG, &print_config, NULL, "check the recipe, print it with the defaults, exit"},
         {"--keys", S2S_ARG_FLAG, &keys, NULL, "list every recipe key with its default and meaning"},
         {"--quiet", S2S_ARG_FLAG, &quiet, NULL, "no progress lines (metrics.jsonl is still written)"},
+        {"--device", S2S_ARG_STR, &device, "cpu|cuda", "the recipe's device key (cuda: one GPU per rank)"},
         {NULL},
     };
     const s2s_cli cli = {
@@ -45,6 +46,14 @@ static int run(int argc, char **argv) {
     s2s_cfg_init(&cfg);
     int rc = s2s_cfg_load_yaml(&cfg, config, err, sizeof err);
     for (int i = 0; !rc && i < sets.n; i++) rc = s2s_cfg_set(&cfg, sets.v[i], err, sizeof err);
+    if (!rc && device && strcmp(device, "cpu") && strcmp(device, "cuda")) {
+        fprintf(stderr, "s2s train: --device %s: cpu or cuda\n", device);
+        s2s_cfg_free(&cfg);
+        return 2;
+    }
+    char dset[64];
+    snprintf(dset, sizeof dset, "device=%s", device ? device : "");
+    if (!rc && device) rc = s2s_cfg_set(&cfg, dset, err, sizeof err);
     s2s_train_opts o = {.resume = resume, .quiet = quiet, .stop_after = stop_after};
     s2s_train_result res;
     if (!rc && print_config) {

@@ -29,6 +29,13 @@ void s2s_omnispeech_create(s2s_omnispeech *m, s2s_params *P, const s2s_omnispeec
     m->llm_ln_b = s2s_params_add(P, "llm_ln.bias", "llm_ln", 1, (int64_t[]){Ht}, true, false);
     s2s_params_set_norm(P, m->llm_ln_w, S2S_NORM_LAYER);
     s2s_params_set_norm(P, m->llm_ln_b, S2S_NORM_LAYER);
+    // The registry keeps OpenS2S's order; the gradients are laid out in the forward's (encoder, adapter, LLM,
+    // bridge, the TTS-LM's speaker row, the TTS-LM), so the backward completes them from the layout's end and the
+    // data-parallel buckets go out (and under ZeRO-2 are freed) while it runs.
+    static const char *const forward_order[] = {"audio_encoder_model.", "audio_adapter.", "llm_model.", "llm2tts.",
+                                                "llm_ln.", "tts_lm_model.spk", "tts_lm_model."};
+    for (int k = (int)(sizeof forward_order / sizeof *forward_order) - 1; k >= 0; k--)
+        s2s_params_set_layout(P, forward_order[k], k);  // "tts_lm_model." first: "tts_lm_model.spk" overrides it
 }
 
 void s2s_omnispeech_set_recompute(s2s_omnispeech *m, bool on) {

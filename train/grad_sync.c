@@ -37,16 +37,24 @@ static int64_t *layout_fixed(const s2s_params *P, int64_t per, int64_t *nb) {
 
 // ZeRO-2: whole parameters (a gradient tensor needs one piece of memory), at least per elements a bucket, in
 // layout order; a bucket ends where the next starts (padding included), the last at the layout's end.
+static int by_int64(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int64_t *layout_params(const s2s_params *P, int64_t per, int64_t *nb) {
-    int64_t *start = s2s_malloc((size_t)(P->n + 2) * sizeof *start);
+    int64_t *goff = s2s_malloc((size_t)(P->n + 1) * sizeof *goff);  // the parameters' starts, in layout order
+    int n = 0;
+    for (int i = 0; i < P->n; i++)
+        if (P->items[i].trainable) goff[n++] = P->items[i].goff;
+    qsort(goff, (size_t)n, sizeof *goff, by_int64);
+    int64_t *start = s2s_malloc((size_t)(n + 2) * sizeof *start);
     int64_t k = 0;
-    for (int i = 0; i < P->n; i++) {
-        const s2s_param *p = &P->items[i];
-        if (!p->trainable) continue;
-        if (k == 0 || p->goff - start[k - 1] >= per) start[k++] = p->goff;
-    }
+    for (int i = 0; i < n; i++)
+        if (k == 0 || goff[i] - start[k - 1] >= per) start[k++] = goff[i];
     *nb = k;
     start[k] = P->flat_grad_n;
+    free(goff);
     return start;
 }
 

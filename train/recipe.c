@@ -23,6 +23,7 @@ static const key_def KEYS[] = {
     {"stage", T_STR, NULL, O(stage), 0, "stage1 | stage2a | stage2b | stage3"},
     {"objective", T_STR, "ce", O(objective), 0, "stage 1: ce (LLM-written continuations) | kl (teacher = transcript)"},
     {"seed", T_INT, "42", O(seed), 0, "initialisation (model.config), data order, LoRA dropout"},
+    {"device", T_STR, "cpu", O(device), 0, "cpu | cuda (one rank per GPU: the node-local rank picks it)"},
     {"model.init", T_STR, NULL, O(model_init), 0, "OpenS2S model dir, checkpoint step_N, or run dir (newest checkpoint)"},
     {"model.config", T_STR, NULL, O(model_config), 0, "instead of init: an OmniSpeech config.json, random weights"},
     {"model.audio", T_STR, NULL, O(model_audio), 0, "instead of init: a Qwen2-Audio directory"},
@@ -204,6 +205,7 @@ static int validate(const s2s_recipe *r, const s2s_cfg *c, char *err, size_t err
     NEED(r->ckpt_keep >= 1, "checkpoint.keep", "must be >= 1");
     NEED(one_of(r->ckpt_dtype, (const char *[]){"f32", "bf16", NULL}), "checkpoint.dtype", "must be f32 or bf16");
     NEED(r->zero >= 0 && r->zero <= 2, "dist.zero", "must be 0, 1 or 2");
+    NEED(one_of(r->device, (const char *[]){"cpu", "cuda", NULL}), "device", "must be cpu or cuda");
     NEED(r->bucket_mb > 0, "dist.bucket_mb", "must be > 0");
     NEED(r->timeout_s > 0, "dist.timeout_s", "must be > 0");
 #undef NEED
@@ -261,7 +263,7 @@ bool s2s_recipe_key_resumable(const char *k) {
     // train.grad_accum: a resume on another number of ranks may keep the global batch by changing it.
     static const char *const ok[] = {"train.max_steps", "train.grad_accum", "log.", "checkpoint.", "eval.", "data.valid", "data.prefetch",
                                      "data.mel_threads", "train.threads", "train.max_bad_steps", "run.dir", "model.",
-                                     "dist."};
+                                     "dist.", "device"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (!strncmp(k, ok[i], strlen(ok[i]))) return true;
     return false;

@@ -17,6 +17,7 @@ typedef struct s2s_recipe {
     char *stage;              // stage1 | stage2a | stage2b | stage3
     char *objective;          // stage 1: ce | kl
     int64_t seed;
+    char *device;             // cpu | cuda
     // model
     char *model_init, *model_config, *model_llm, *model_tts, *model_audio;
     char *tokenizer, *tts_tokenizer;  // tokenizer directories: their hashes must match the shards'

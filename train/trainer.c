@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "autograd/check.h"
+#include "autograd/device.h"
 #include "grad_sync.h"
 #include "base/fs.h"
 #include "run_checkpoint.h"
@@ -119,7 +120,11 @@ typedef struct step_stats {
     int64_t grad_peak;            // ZeRO-2: the most gradient-bucket bytes held at once during a backward
 } step_stats;
 
-static double scalar(const s2s_tensor *t) { return ((const float *)t->data)[0]; }
+static double scalar(const s2s_tensor *t) {  // a loss, wherever it lives (one sync on a GPU)
+    float v;
+    s2s_dev_copy(S2S_CPU, &v, t->device, t->data, sizeof v);
+    return v;
+}
 
 // Forward + backward of every micro-batch of one optimizer step. Returns -1 on a data error.
 static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {

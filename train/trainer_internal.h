@@ -24,6 +24,7 @@ typedef struct trainer {
     s2s_stage_env env;
     s2s_omnispeech_config mcfg;
     s2s_omnispeech m;
+    s2s_device dev;      // the recipe's device (cpu | cuda: this rank's GPU)
     s2s_params P;
     s2s_ctx *ctx;
     s2s_adam_state opt;

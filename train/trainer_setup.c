@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "autograd/check.h"
+#include "autograd/device.h"
 #include "autograd/rng.h"
 #include "base/fs.h"
 #include "data/hash.h"
@@ -155,7 +156,7 @@ static int build_model(trainer *t, char *err, size_t errlen) {
             s2s_tok_free(tk);
         }
     }
-    s2s_params_init(&t->P, S2S_CPU);
+    s2s_params_init(&t->P, t->dev);
     // ZeRO-2: no rank ever allocates a full set of gradients, not even while the model registers its weights.
     if (r->zero == 2 && t->world > 1) s2s_params_grad_on_demand(&t->P);
     s2s_omnispeech_create(&t->m, &t->P, &t->mcfg);
@@ -319,13 +320,22 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
     s2s_mkdir_p(lp);
     snprintf(lp, sizeof lp, "%s/logs/rank_%d.log", t->r.run_dir, t->rank);
     t->rank_log = fopen(lp, o && o->resume ? "a" : "w");
-    // A failure on one rank only (its log file, here) must not leave the others in the collectives below.
+    // A failure on one rank only (its log file, its GPU) must not leave the others in the collectives below.
     int rc = t->rank_log ? 0 : s2s_errf(err, errlen, "%s: cannot open: %s", lp, strerror(errno));
+    char dev_info[256] = "";
+    if (!rc) rc = s2s_device_open(t->r.device, s2s_comm_local_rank(t->comm), &t->dev, dev_info, sizeof dev_info, err,
+                                  errlen);
+    // The collectives run on host memory (MPI without CUDA awareness): GPU buffers need the NCCL backend.
+    if (!rc && t->dev == S2S_CUDA && t->world > 1)
+        rc = s2s_errf(err, errlen, "device cuda on %d ranks: the gradient collectives on GPU memory need the NCCL "
+                      "backend, which this s2s does not have yet; run one rank per job on a GPU, or device: cpu",
+                      t->world);
     if (t->world > 1) rc = s2s_comm_agree(t->comm, rc, err, errlen, NULL);
     if (rc) {
         t->agreed = true;
         return -1;
     }
+    if (t->dev == S2S_CUDA) trainer_log(t, "device %s", dev_info);
     if (o && o->resume) {
         // Rank 0 looks (and removes an incomplete .tmp-* checkpoint); every rank continues from what it found.
         char dir[4200] = {0};
@@ -348,7 +358,7 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
             }
         }
     }
-    t->ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = (int)t->r.threads});
+    t->ctx = s2s_ctx_new((s2s_ctx_opts){.device = t->dev, .n_threads = (int)t->r.threads});
     rc = build_model(t, err, errlen);
     if (!rc && t->r.emotion_weight > 0) rc = add_emotion_head(t, err, errlen);
     if (!rc) rc = freeze(t, err, errlen);

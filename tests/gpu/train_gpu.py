@@ -1,0 +1,148 @@
+"""`s2s train --device cuda` against `--device cpu` on the tiny model, for every stage, and the GPU run's resume;
+then a training benchmark on the GPU. Part of tests/gpu/run.sh; needs a visible GPU (exits 77 without one).
+
+- every stage (1 ce, 1 kl, 2a, 2b, 3, 3 + LoRA): 3 steps on the GPU end at the CPU run's weights and losses
+  within TOL (f32 on both; the GPU's GEMMs accumulate in another order, and TF32 is off);
+- stage 3 on the GPU: 2 steps + --resume auto + 2 steps are bit-identical to 4 steps (weights, moments, losses);
+- the benchmark: stage 3 of bench/bench_train.py's model (real vocabulary widths) on the GPU, its steps' tokens/s,
+  TFLOP/s and MFU (GEMM flops from metrics.jsonl over the step time, against --peak-tflops, default the H100 /
+  H200 dense bf16 figure 989: the f32 path cannot reach it, which is the point of the mixed-precision work).
+
+usage: python3 tests/gpu/train_gpu.py S2S_BINARY [--peak-tflops P]
+Prints one line per check and a summary; exits 1 on any mismatch.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from safetensors.numpy import load_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "train"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import torch_train_ref as R  # noqa: E402
+
+S2S = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-gpu/s2s")
+PEAK = float(sys.argv[sys.argv.index("--peak-tflops") + 1]) if "--peak-tflops" in sys.argv else 989.0
+TOL = 2e-4
+probe = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True) if shutil.which("nvidia-smi") else None
+if not probe or probe.returncode:
+    print("train_gpu: no GPU visible: skipped")
+    sys.exit(77)
+TMP = tempfile.mkdtemp(prefix="s2s_gpu_train_")
+rows, failures = [], []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAILED ") + what, flush=True)
+    rows.append(("ok" if cond else "FAILED", what))
+    if not cond:
+        failures.append(what)
+
+
+MODEL = R.init_model(os.path.join(TMP, "model"), seed=3, s2s=S2S)
+SHARDS = {k: os.path.dirname(R.make_shards(os.path.join(TMP, k), k, n, 5, s2s=S2S))
+          for k, n in (("instruct", 4), ("align", 4), ("tts_pretrain", 6))}
+KIND = {"stage1": "align", "stage2a": "tts_pretrain", "stage2b": "instruct", "stage3": "instruct"}
+
+
+def recipe(name, stage, device, **over):
+    r = {"stage": stage, "seed": 7, "device": device,
+         "model": {"init": MODEL, "tokenizer": os.path.join(ROOT, "configs/tiny/tokenizer"),
+                   "tts_tokenizer": os.path.join(ROOT, "configs/tiny/tts-tokenizer")},
+         "data": {"train": [SHARDS[KIND[stage]]], "prefetch": 1},
+         "train": {"batch_size": 2, "grad_accum": 2, "max_steps": 3, "threads": 2},
+         "optim": {"lr": 2e-3, "warmup_steps": 1},
+         "run": {"dir": os.path.join(TMP, "runs", name)}, "checkpoint": {"every": 100}}
+    for k, v in over.items():
+        d = r
+        *head, last = k.split(".")
+        for p in head:
+            d = d.setdefault(p, {})
+        d[last] = v
+    path = os.path.join(TMP, name + ".yaml")
+    json.dump(r, open(path, "w"))
+    return path, r["run"]["dir"]
+
+
+def train(path, *args):
+    p = subprocess.run([S2S, "train", "--config", path, "--quiet", *args], capture_output=True, text=True, timeout=1200)
+    if p.returncode:
+        print(p.stderr[-2000:])
+    return p.returncode == 0
+
+
+def last_ckpt(run):
+    step = open(os.path.join(run, "checkpoints", "latest")).read().strip()
+    d = os.path.join(run, "checkpoints", step)
+    return load_file(os.path.join(d, "model", "model.safetensors")), d
+
+
+def losses(run):
+    return [r["loss"] for r in map(json.loads, open(os.path.join(run, "metrics.jsonl"))) if "loss" in r]
+
+
+CASES = [("stage1_ce", "stage1", {"optim.lr": 1e-2}), ("stage1_kl", "stage1", {"objective": "kl"}),
+         ("stage2a", "stage2a", {}), ("stage2b", "stage2b", {}), ("stage3", "stage3", {}),
+         ("stage3_lora", "stage3", {"lora.r": 4})]
+for name, stage, over in CASES:
+    pc, rc = recipe(name + "_cpu", stage, "cpu", **over)
+    pg, rg = recipe(name + "_gpu", stage, "cuda", **over)
+    if not (train(pc) and train(pg)):
+        check(False, f"{name}: the CPU and the GPU runs exit 0")
+        continue
+    mc, _ = last_ckpt(rc)
+    mg, _ = last_ckpt(rg)
+    worst = max(float(np.abs(mc[k] - mg[k]).max() / max(np.abs(mc[k]).max(), 1e-30)) for k in mc)
+    lc, lg = losses(rc), losses(rg)
+    dl = max(abs(a - b) / max(abs(a), 1e-30) for a, b in zip(lc, lg))
+    check(mc.keys() == mg.keys() and worst < TOL and dl < TOL,
+          f"{name}: GPU = CPU after 3 steps (weights max relative {worst:.2e}, losses {dl:.2e}; tolerance {TOL:g})")
+
+pa, ra = recipe("resume_full", "stage3", "cuda", **{"train.max_steps": 4, "checkpoint.every": 2})
+pb, rb = recipe("resume_split", "stage3", "cuda", **{"train.max_steps": 4, "checkpoint.every": 2})
+if train(pa) and train(pb, "--stop-after", "2") and train(pb, "--resume", "auto"):
+    ma, da = last_ckpt(ra)
+    mb, db = last_ckpt(rb)
+    oa = load_file(os.path.join(da, "optimizer", "rank_00000.safetensors"))
+    ob = load_file(os.path.join(db, "optimizer", "rank_00000.safetensors"))
+    same = all(np.array_equal(ma[k], mb[k]) for k in ma) and all(np.array_equal(oa[k], ob[k]) for k in oa)
+    check(same and losses(ra) == losses(rb), "GPU stage 3: 2 + resume + 2 steps = 4 steps, bit for bit")
+else:
+    check(False, "GPU stage 3: 4 steps, and 2 + --resume auto + 2, exit 0")
+
+# ---- the benchmark ---------------------------------------------------------------------------------------------
+import bench_train as B  # noqa: E402
+
+cfg_path, bmodel = os.path.join(TMP, "bench_config.json"), os.path.join(TMP, "bench_model")
+json.dump(B.model_config(1.0), open(cfg_path, "w"))
+subprocess.run([S2S, "init", "--config", cfg_path, "--out", bmodel, "--seed", "1", "--shard-mb", "100000"],
+               check=True, capture_output=True, timeout=600)
+shard = B.make_shard(os.path.join(TMP, "bench_data"), 32, S2S)
+run = os.path.join(TMP, "runs", "bench")
+path = os.path.join(TMP, "bench.yaml")
+json.dump({"stage": "stage3", "seed": 7, "device": "cuda",
+           "model": {"init": bmodel, "tokenizer": os.path.join(ROOT, "configs/tiny/tokenizer"),
+                     "tts_tokenizer": os.path.join(ROOT, "configs/tiny/tts-tokenizer")},
+           "data": {"train": [os.path.dirname(shard)], "prefetch": 2},
+           "train": {"batch_size": 8, "max_steps": 12, "threads": 4}, "optim": {"lr": 1e-4},
+           "run": {"dir": run}, "checkpoint": {"every": 100000}}, open(path, "w"))
+if train(path):
+    ms = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if '"loss"' in l][3:]
+    t = sum(r["time_s"] for r in ms)
+    tok = sum(r["tokens_per_s"] * r["time_s"] for r in ms)
+    fl = sum(r["flops_fwd"] + r["flops_bwd"] for r in ms)
+    print(f"bench: stage 3, bench_train.py's model (221.5 M parameters), batch 8: {tok / t:.0f} tokens/s, "
+          f"{fl / t / 1e12:.2f} TFLOP/s, MFU {100 * fl / t / 1e12 / PEAK:.1f}% of {PEAK:g} TFLOP/s")
+else:
+    check(False, "the GPU benchmark run exits 0")
+
+print("\n| result | check |\n|---|---|")
+for r, w in rows:
+    print(f"| {r} | {w} |")
+shutil.rmtree(TMP, ignore_errors=True)
+sys.exit(1 if failures else 0)
