@@ -105,6 +105,9 @@ typedef struct s2s_omni_seq {
 s2s_omni_seq s2s_omni_seq_pack(const s2s_omni_batch *b, const int64_t *audio_len);
 void s2s_omni_seq_free(s2s_omni_seq *q);
 
+// The LLM's input embeddings [T, H_llm]: token embeddings with each placeholder's audio rows spliced in
+// (OpenS2S prepare_inputs_labels_for_llm); what generation feeds the LLM as inputs_embeds. audio NULL when A == 0.
+s2s_tensor *s2s_omni_llm_inputs(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_seq *q, s2s_tensor *audio);
 // The LLM over the spliced embeddings: final-norm hidden states [T, H_llm]. audio NULL when A == 0.
 s2s_tensor *s2s_omni_llm(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_seq *q, s2s_tensor *audio);
 

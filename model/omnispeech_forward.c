@@ -49,12 +49,17 @@ s2s_tensor *s2s_omni_audio(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni
     return a;
 }
 
-s2s_tensor *s2s_omni_llm(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_seq *p, s2s_tensor *audio) {
+s2s_tensor *s2s_omni_llm_inputs(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_seq *p, s2s_tensor *audio) {
     s2s_tensor *x = p->n_text ? s2s_qwen3_embed(ctx, &m->llm, i32_on(ctx, p->text_ids, p->n_text)) : NULL;
     if (audio && audio->shape[0] > 0) {  // text order is packed order when there are no audio rows
         s2s_tensor *all = x ? s2s_concat(ctx, (s2s_tensor *[]){x, audio}, 2, 0) : audio;  // [n_text + n_audio, H]
         x = s2s_gather_rows(ctx, all, i32_on(ctx, p->src, p->T));                           // [T, H]
     }
+    return x;  // [T, H]
+}
+
+s2s_tensor *s2s_omni_llm(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_seq *p, s2s_tensor *audio) {
+    s2s_tensor *x = s2s_omni_llm_inputs(ctx, m, p, audio);  // [T, H]
     return s2s_qwen3_forward(ctx, &m->llm, x, i32_on(ctx, p->pos, p->T), i32_on(ctx, p->cu, p->n_seq + 1),
                              &(s2s_qwen3_fwd){.recompute = m->recompute});  // [T, H]
 }
