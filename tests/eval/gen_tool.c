@@ -6,6 +6,7 @@
 //   warp IN OUT                 IN: "logits" f32 [R, V]; metadata temperature, top_k, top_p, seed, draws.
 //                               OUT: "warped" f32 [R, V] (HF's warpers), "kept" i32 [R], "ids" i32 [R, draws]
 //                               (s2s_sampler_next on each row, draws times, one generator for all rows).
+//   config PATH                 s2s_gen_config_read: prints "do_sample T top_k top_p max_new_tokens eos,eos".
 // Output buffers are poisoned before use, so a value the library did not write cannot pass. Errors: exit 1.
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "autograd/check.h"
 #include "autograd/ctx.h"
 #include "autograd/params.h"
+#include "eval/gen_config.h"
 #include "eval/generate.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
@@ -130,9 +132,24 @@ static int cmd_warp(const char *in, const char *outp) {
     return 0;
 }
 
+static int cmd_config(const char *path) {
+    char err[512];
+    s2s_gen_config c;
+    if (s2s_gen_config_read(&c, path, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    printf("%d %.17g %lld %.17g %lld ", c.sample.do_sample, c.sample.temperature, (long long)c.sample.top_k,
+           c.sample.top_p, (long long)c.max_new_tokens);
+    for (int i = 0; i < c.n_eos; i++) printf("%s%d", i ? "," : "", c.eos[i]);
+    printf("\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "config")) return cmd_config(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "generate")) return cmd_generate(argv[2], argv[3], argv[4]);
     if (argc == 4 && !strcmp(argv[1], "warp")) return cmd_warp(argv[2], argv[3]);
-    fprintf(stderr, "usage: gen_tool generate MODEL_DIR IN OUT | gen_tool warp IN OUT\n");
+    fprintf(stderr, "usage: gen_tool generate MODEL_DIR IN OUT | warp IN OUT | config PATH\n");
     return 1;
 }

@@ -8,7 +8,9 @@
    kept scores and their softmax within 1e-6), including ties at the top-k threshold and at the top-p boundary
    (there torch.sort is unstable: s2s keeps the same number, and exactly the set of a stable sort), and HF's
    defaults (top_k 50) when only do_sample is set.
-3. Draws: the same seed gives the same ids, another seed others; every id drawn is in the kept set, and the
+3. generation_config.json (written by GenerationConfig.save_pretrained) reads to HF's values, HF's defaults where
+   the file is silent; a malformed field is refused naming it.
+4. Draws: the same seed gives the same ids, another seed others; every id drawn is in the kept set, and the
    frequencies over many draws match the warped softmax.
 
 Run by ctest as: python3 test_generate.py S2S_BINARY BUILD_DIR (from the repository root); drives
@@ -195,7 +197,30 @@ def test_warpers():
     compare_warp("quantised scores, k=30 p=0.6", q, 0.8, 30, 0.6, ties=True)
 
 
-# ---- 3. draws ---------------------------------------------------------------------------------------------
+# ---- 3. generation_config.json --------------------------------------------------------------------------
+
+def test_gen_config():
+    with tempfile.TemporaryDirectory() as td:
+        cases = [
+            ({"do_sample": True, "temperature": 0.6, "top_k": 20, "top_p": 0.95, "eos_token_id": [151645, 151643]},
+             "1 0.59999999999999998 20 0.94999999999999996 0 151645,151643"),
+            ({"eos_token_id": 7, "max_new_tokens": 33}, "0 1 50 1 33 7"),  # the rest: HF's defaults
+            ({}, "0 1 50 1 0 "),
+        ]
+        for i, (kw, want) in enumerate(cases):
+            d = os.path.join(td, str(i))
+            GenerationConfig(**kw).save_pretrained(d)
+            r = subprocess.run([TOOL, "config", d], capture_output=True, text=True)
+            check(r.returncode == 0 and r.stdout.rstrip("\n") == want,
+                  f"generation_config {kw}: read {r.stdout.strip()!r} (want {want!r}) {r.stderr.strip()}")
+        bad = os.path.join(td, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"top_k": "many"}')
+        r = subprocess.run([TOOL, "config", bad], capture_output=True, text=True)
+        check(r.returncode != 0 and "top_k" in r.stderr, f"generation_config: a bad top_k is refused ({r.stderr.strip()})")
+
+
+# ---- 4. draws ---------------------------------------------------------------------------------------------
 
 def test_draws():
     logits = torch.randn(3, 200, generator=GEN) * 2
@@ -232,6 +257,7 @@ if __name__ == "__main__":
     print(f"seed {SEED} (set S2S_TEST_SEED={SEED} to reproduce)")
     test_greedy()
     test_warpers()
+    test_gen_config()
     test_draws()
     test_sampled_generation()
     if failures:
