@@ -75,17 +75,17 @@ static void top_p(s2s_sampler *s, float *scores) {
     if (n == 0) return;
     qsort(e, (size_t)n, sizeof *e, cmp_asc);
     const float mx = e[n - 1].score;
-    float sum = 0.0f;
+    double sum = 0.0;  // the exact sum rounded once: what torch's vectorised f32 tree sum gets to within an ulp
     for (int64_t j = 0; j < n; j++) {
         s->val[j] = expf(e[j].score - mx);
         sum += s->val[j];
     }
-    const float inv = 1.0f / sum;                   // torch's softmax scales by the reciprocal of the sum
+    const float inv = 1.0f / (float)sum;            // torch's softmax scales by the reciprocal of the sum
     const float thr = (float)(1.0 - s->cfg.top_p);  // HF: cumulative_probs <= (1 - top_p), f32 tensor vs float
-    float cum = 0.0f;
+    double cum = 0.0;  // torch's CPU cumsum of f32 accumulates in f64 (acc_type) and rounds each output to f32
     for (int64_t j = 0; j < n - 1; j++) {  // the last (largest) is always kept: min_tokens_to_keep = 1
         cum += s->val[j] * inv;
-        if (cum <= thr) scores[e[j].id] = -INFINITY;
+        if ((float)cum <= thr) scores[e[j].id] = -INFINITY;
     }
 }
 

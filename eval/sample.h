@@ -6,7 +6,8 @@
 //   TemperatureLogitsWarper  temperature != 1: scores / temperature, in f32 (a positive temperature is required);
 //   TopKLogitsWarper         top_k != 0: k = min(top_k, V); remove scores < the k-th largest score (ties with it
 //                            all stay, so more than k may remain);
-//   TopPLogitsWarper         top_p < 1: sort ascending, softmax, cumulative sum (f32); remove the sorted entries
+//   TopPLogitsWarper         top_p < 1: sort ascending, softmax (f32), cumulative sum (accumulated in f64, each
+//                            entry rounded to f32, as torch's CPU cumsum); remove the sorted entries
 //                            whose cumulative probability is <= 1 - top_p (computed in f64, compared in f32, as
 //                            torch compares a float tensor with a Python float), always keeping the largest.
 //                            Equal scores are ordered by token id (a stable sort), so among tied scores straddling
