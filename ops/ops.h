@@ -60,6 +60,11 @@ s2s_tensor *s2s_rope(s2s_ctx *ctx, s2s_tensor *x, s2s_tensor *pos, float theta);
 s2s_tensor *s2s_attention(s2s_ctx *ctx, s2s_tensor *q, s2s_tensor *k, s2s_tensor *v, s2s_tensor *cu_seqlens,
                           bool causal, float scale);
 
+// Attention of Tq new query rows against a key / value cache (decoding): q [Tq, Hq, D], k / v [Tk, Hkv, D] with
+// Tk >= Tq, GQA as above. Causal with the queries at absolute positions Tk - Tq .. Tk - 1: query row i sees keys
+// 0 .. Tk - Tq + i. Forward only: refused where a gradient would be recorded (training uses s2s_attention).
+s2s_tensor *s2s_attention_kv(s2s_ctx *ctx, s2s_tensor *q, s2s_tensor *k, s2s_tensor *v, float scale);
+
 // ---- activations -----------------------------------------------------------------------------------
 s2s_tensor *s2s_softmax(s2s_ctx *ctx, s2s_tensor *x);                   // over the last dim
 s2s_tensor *s2s_silu_mul(s2s_ctx *ctx, s2s_tensor *gate, s2s_tensor *up); // silu(gate) * up

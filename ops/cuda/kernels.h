@@ -144,6 +144,11 @@ void attention_forward_cuda(s2s_ctx *ctx, const attn_shape *sh, float *out, floa
 void attention_backward_cuda(s2s_ctx *ctx, const attn_shape *sh, float *dq, float *dk, float *dv, const float *dout,
                              const float *out, const float *lse2, const float *q, const float *k, const float *v);
 
+// attention_kv.cu: same shapes and semantics as attention_kv_forward_cpu (ops/cpu/attention_kv.h); forward only.
+#include "../cpu/attention_kv.h"
+void attention_kv_forward_cuda(s2s_ctx *ctx, float *out, const float *q, const float *k, const float *v, int64_t Tq,
+                               int64_t Tk, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+
 // ---- softmax and losses (softmax.cu, cross_entropy.cu, cross_entropy_fused.cu, kl.cu) ----------------
 // Same semantics as the CPU kernels of the same name (ops/cpu/softmax.h, cross_entropy.h,
 // cross_entropy_fused.h, kl.h): one block per row, f32 exponentials, f64 row sums, fixed-order block

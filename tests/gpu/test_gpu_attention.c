@@ -2,7 +2,8 @@
 // (ops/cpu/attention.c): forward output and dq / dk / dv for packed samples of unequal lengths
 // (including length 1), GQA ratios 1 / 2 / 4, causal and bidirectional, head_dim 64 / 128 / 24,
 // T not a multiple of the tile; one sample with cu_seqlens = NULL; a frozen k (dk absent); and two
-// identical GPU backward runs giving the same bits (no float atomics).
+// identical GPU backward runs giving the same bits (no float atomics). Also s2s_attention_kv (ops/cuda/
+// attention_kv.cu, forward only): Tq new rows against Tk cached keys, Tq = 1 and > 1, GQA 1 / 2 / 4.
 //
 // Error measure: max |gpu - cpu| / max |cpu| over a tensor, tolerance 1e-5 (f32 both sides; only
 // summation order and exp2 ulps differ).
@@ -141,6 +142,24 @@ static double run_case(s2s_ctx *cpu, s2s_ctx *gpu, const int *lens, int S, int64
     return worst;
 }
 
+// s2s_attention_kv: q [Tq, Hq, D] against k / v [Tk, Hkv, D], forward only (no grad anywhere).
+static double run_kv_case(s2s_ctx *cpu, s2s_ctx *gpu, int64_t Tq, int64_t Tk, int64_t Hkv, int64_t ratio, int64_t D) {
+    const int64_t Hq = Hkv * ratio;
+    char cas[96];
+    snprintf(cas, sizeof cas, "attn_kv Tq%lld Tk%lld Hq%lld Hkv%lld D%lld", (long long)Tq, (long long)Tk,
+             (long long)Hq, (long long)Hkv, (long long)D);
+    s2s_tensor *qc = rand3(cpu, Tq, Hq, D, false), *kc = rand3(cpu, Tk, Hkv, D, false),
+               *vc = rand3(cpu, Tk, Hkv, D, false);
+    s2s_tensor *oc = s2s_attention_kv(cpu, qc, kc, vc, 1.0f / sqrtf((float)D));
+    s2s_tensor *og = s2s_attention_kv(gpu, on(gpu, qc, false), on(gpu, kc, false), on(gpu, vc, false),
+                                      1.0f / sqrtf((float)D));
+    const double e = compare(cas, "out", oc, og);
+    printf("%-52s max error %.2e\n", cas, e);
+    s2s_ctx_step_reset(gpu);
+    s2s_ctx_step_reset(cpu);
+    return e;
+}
+
 int main(void) {
     if (s2s_cuda_available() == 0) {
         printf("no GPU: skipped\n");
@@ -164,6 +183,13 @@ int main(void) {
     const int big[3] = {130, 1, 77};
     run_case(cpu, gpu, big, 3, 2, 4, 128, true, false, true);    // determinism, causal
     run_case(cpu, gpu, big, 3, 2, 2, 64, false, false, true);    // determinism, bidirectional
+    const int64_t kv_ratios[3] = {1, 2, 4};
+    for (int ri = 0; ri < 3; ri++) {
+        run_kv_case(cpu, gpu, 1, 1, 2, kv_ratios[ri], 64);     // the first token: out = v
+        run_kv_case(cpu, gpu, 1, 300, 2, kv_ratios[ri], 128);  // one decode step, cache over two key tiles
+        run_kv_case(cpu, gpu, 7, 129, 1, kv_ratios[ri], 24);   // a chunk of rows, tile edge + 1, odd D
+        run_kv_case(cpu, gpu, 45, 45, 2, kv_ratios[ri], 64);   // prefill: Tk == Tq
+    }
     s2s_ctx_free(gpu);
     s2s_ctx_free(cpu);
     if (g_fails) {
