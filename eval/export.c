@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/lora.h"
 #include "model/omnispeech.h"
+#include "model/safetensors_index.h"
 
 bool s2s_export_has(const char *dir, const char *name) {
     char p[8400];
@@ -172,6 +173,31 @@ static const char *torch_dtype(s2s_dtype dt) {
     return dt == S2S_BF16 ? "bfloat16" : "float32";
 }
 
+// The registry as safetensors, plus for a tied LLM / TTS-LM its lm_head.weight (a copy of embed_tokens, next to
+// it). OpenS2S's own save_pretrained (transformers 4.51) drops the tied copy, and its from_pretrained then
+// initialises tts_lm_model.lm_head at random: the sub-model's tie does not survive loading into the composite
+// (docs/export.md). With the copy written, OpenS2S loads the trained matrix; s2s skips it as redundant.
+static int save_tensors(const s2s_params *P, const s2s_omnispeech_config *cfg, const s2s_export_opts *o,
+                        const char *tmp, s2s_export_report *rep, char *err, size_t errlen) {
+    static const char *const EMB[2] = {"llm_model.model.embed_tokens.weight", "tts_lm_model.model.embed_tokens.weight"};
+    static const char *const HEAD[2] = {"llm_model.lm_head.weight", "tts_lm_model.lm_head.weight"};
+    const bool tied[2] = {cfg->llm.tie_word_embeddings, cfg->tts.tie_word_embeddings};
+    s2s_st_writer w;
+    s2s_st_writer_init(&w);
+    for (int i = 0; i < P->n; i++) {
+        const s2s_param *q = &P->items[i];
+        s2s_st_writer_add_from(&w, q->name, o->dtype, q->t->ndim, q->t->shape, q->t->data, S2S_F32, P->device);
+        for (int k = 0; k < 2; k++)
+            if (tied[k] && !strcmp(q->name, EMB[k]))
+                s2s_st_writer_add_from(&w, HEAD[k], o->dtype, q->t->ndim, q->t->shape, q->t->data, S2S_F32, P->device);
+    }
+    rep->n_tensors = w.n;
+    rep->bytes = s2s_st_writer_data_bytes(&w);
+    int rc = s2s_st_write_sharded(&w, tmp, o->max_shard_bytes, err, errlen);
+    s2s_st_writer_free(&w);
+    return rc;
+}
+
 // Load the checkpoint into an OmniSpeech registry (strict: every name and shape as the config says), merge the
 // adapters, write config.json and the safetensors into tmp.
 static int write_weights(const s2s_export_opts *o, const s2s_export_src *s, s2s_omnispeech_config *cfg,
@@ -204,12 +230,8 @@ static int write_weights(const s2s_export_opts *o, const s2s_export_src *s, s2s_
         snprintf(p, sizeof p, "%s/config.json", tmp);
         rc = s2s_omnispeech_config_write(cfg, p, err, errlen);
     }
-    s2s_ckpt_save_opts so = {.dtype = o->dtype, .max_shard_bytes = o->max_shard_bytes};
-    if (!rc) rc = s2s_ckpt_save(&P, tmp, &so, err, errlen);
+    if (!rc) rc = save_tensors(&P, cfg, o, tmp, rep, err, errlen);
     if (!rc) {
-        rep->n_tensors = P.n;
-        rep->bytes = 0;
-        for (int i = 0; i < P.n; i++) rep->bytes += (size_t)s2s_numel(P.items[i].t) * (o->dtype == S2S_BF16 ? 2 : 4);
         rep->n_shards = 1;
         if (s2s_export_has(tmp, "model.safetensors.index.json")) {
             rep->n_shards = 0;

@@ -5,7 +5,7 @@ Run by ctest as: python3 tests/eval/test_export.py S2S_BINARY BUILD_DIR (from th
 - names and shapes: a PyTorch OmniSpeech (tools/fixtures/gen_omnispeech.py, the rendering of OpenS2S's model)
   built from the exported config.json loads the export strictly (no missing / unexpected keys); dtypes all F32 or
   all BF16, config.json's torch_dtype says which;
-- values: the f32 export is bit-equal to the checkpoint, the LoRA projections equal W + (alpha/r) B @ A computed
+- values: the f32 export is bit-equal to the checkpoint (plus the tied TTS lm_head, a copy of its embeddings), the LoRA projections equal W + (alpha/r) B @ A computed
   in torch; the bf16 export is bit-equal to torch's .to(torch.bfloat16) of the f32 one; sharded == unsharded;
 - the index: total_size, every tensor in exactly the shard it names, shards within --shard-size (or one tensor);
   --shard-size parses as transformers' convert_file_size_to_int (5GB one file, 8Mb == 1MB, garbage refused);
@@ -232,7 +232,10 @@ def main():
         check(k in cfg, f"config.json has {k}")
     src = load_file(os.path.join(ck, "model", "model.safetensors"))
     check(all(w32[k][0] == "F32" for k in w32) and all(wbf[k][0] == "BF16" for k in wbf), "dtypes F32 / BF16")
-    check(set(w32) == set(src) and all(np.array_equal(w32[k][2], src[k]) for k in src),
+    head, emb = "tts_lm_model.lm_head.weight", "tts_lm_model.model.embed_tokens.weight"
+    check(head not in src and head in w32 and np.array_equal(w32[head][2], src[emb]),
+          "the tied TTS-LM's lm_head.weight is written, a copy of embed_tokens (OpenS2S's from_pretrained needs it)")
+    check(set(w32) == set(src) | {head} and all(np.array_equal(w32[k][2], src[k]) for k in src),
           f"f32 export bit-equal to the checkpoint ({len(src)} tensors)")
     check(all(np.array_equal(w32s[k][2], w32[k][2]) for k in w32) and set(w32s) == set(w32), "sharded == unsharded (f32)")
     rne = {k: torch.from_numpy(v[2]).to(torch.bfloat16).to(torch.float32).numpy() for k, v in w32.items()}
@@ -320,7 +323,7 @@ def main():
             worst = max(worst, float(np.abs(v - want).max() / np.abs(want).max()))
             ok &= not np.array_equal(v, srcl[name])
         else:
-            ok &= np.array_equal(v, srcl[name])
+            ok &= np.array_equal(v, srcl[name if name in srcl else "tts_lm_model.model.embed_tokens.weight"])
     print(f"LoRA merge: {merged} projections, {exact} bit-equal to torch's W + s B@A, worst relative {worst:.3g}")
     check(merged == 8 and ok and worst <= 1e-6, "LoRA projections == W + (alpha/r) B @ A (torch), the rest bit-equal")
     check(not any("lora" in n for n in wl) and np.isfinite(loss(lo)), "no lora tensors left; s2s forward runs it")
