@@ -169,3 +169,25 @@ int s2s_write_file_atomic(const char *path, const void *data, size_t len, char *
     }
     return s2s_atomic_commit(&a, err, n);
 }
+
+int s2s_copy_file(const char *src, const char *dst, char *err, size_t n) {
+    FILE *in = fopen(src, "rb");
+    if (!in) return s2s_errf(err, n, "%s: cannot open: %s", src, strerror(errno));
+    s2s_atomic_file a;
+    if (s2s_atomic_open(&a, dst, err, n)) {
+        fclose(in);
+        return -1;
+    }
+    char buf[1 << 16];
+    size_t got;
+    int rc = 0;
+    while (!rc && (got = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, got, a.fp) != got) rc = s2s_errf(err, n, "%s: write failed: %s", dst, strerror(errno));
+    if (!rc && ferror(in)) rc = s2s_errf(err, n, "%s: read failed", src);
+    fclose(in);
+    if (rc) {
+        s2s_atomic_abort(&a);
+        return -1;
+    }
+    return s2s_atomic_commit(&a, err, n);
+}

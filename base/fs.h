@@ -34,3 +34,5 @@ int s2s_atomic_commit(s2s_atomic_file *a, char *err, size_t errlen);
 void s2s_atomic_abort(s2s_atomic_file *a);
 // The whole file at once: open, write len bytes, commit.
 int s2s_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+// Copies the file src to dst atomically (dst's directory must exist); err names the file that failed.
+int s2s_copy_file(const char *src, const char *dst, char *err, size_t errlen);

@@ -9,11 +9,12 @@
 #include "autograd/check.h"
 #include "base/fs.h"
 #include "data/hash.h"
+#include "data/tokenizer/tok_hf_files.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 
 // The files a checkpoint holds besides trainer.json, relative to its directory.
-static const char *const FILES_SUB[] = {"model", "optimizer", "aux"};
+static const char *const FILES_SUB[] = {"model", "optimizer", "aux", "hf", "hf/audio", "hf/tts"};
 
 // SHA-256 of every file under dir/sub into obj[sub/name], fsync'ing each.
 static int hash_dir(const char *dir, const char *sub, cJSON *obj, char *err, size_t errlen) {
@@ -28,6 +29,8 @@ static int hash_dir(const char *dir, const char *sub, cJSON *obj, char *err, siz
         if (e->d_name[0] == '.') continue;
         char f[8600], rel[512], hex[65];
         if (snprintf(f, sizeof f, "%s/%s", path, e->d_name) >= (int)sizeof f) continue;
+        struct stat st;
+        if (!stat(f, &st) && S_ISDIR(st.st_mode)) continue;  // hf/audio, hf/tts: listed in FILES_SUB themselves
         snprintf(rel, sizeof rel, "%s/%s", sub, e->d_name);
         s2s_derr de;
         if (s2s_fsync_path(f)) rc = s2s_errf(err, errlen, "%s: fsync failed: %s", f, strerror(errno));
@@ -92,6 +95,66 @@ static int write_aux(const s2s_runckpt_save *s, const char *tmp, char *err, size
     return rc;
 }
 
+// ---- hf/: what an export needs besides the weights ----------------------------------------------------------
+
+static int has(const char *dir, const char *name) {
+    char p[8600];
+    struct stat st;
+    return dir && *dir && snprintf(p, sizeof p, "%s/%s", dir, name) < (int)sizeof p && !stat(p, &st);
+}
+
+// Copies each of names[] that src has into dst (created when something is copied).
+static int copy_some(const char *src, const char *const *names, const char *dst, char *err, size_t errlen) {
+    for (int i = 0; names[i]; i++) {
+        if (!has(src, names[i])) continue;
+        char a[8600], b[8600];
+        snprintf(a, sizeof a, "%s/%s", src, names[i]);
+        snprintf(b, sizeof b, "%s/%s", dst, names[i]);
+        if (s2s_mkdir_p(dst)) return s2s_errf(err, errlen, "%s: cannot create: %s", dst, strerror(errno));
+        if (s2s_copy_file(a, b, err, errlen)) return -1;
+    }
+    return 0;
+}
+
+// model.init as a directory in the OpenS2S layout: itself, or the hf/ of the checkpoint it names (a run
+// directory: its latest).
+static void init_layout(const char *init, char *out, size_t n) {
+    *out = 0;
+    if (!init || !*init) return;
+    char p[8400];
+    if (has(init, "trainer.json")) {
+        snprintf(out, n, "%s/hf", init);
+    } else if (has(init, "checkpoints/latest")) {
+        snprintf(p, sizeof p, "%s/checkpoints/latest", init);
+        char name[64] = "";
+        FILE *f = fopen(p, "r");
+        if (f && fscanf(f, "%63s", name) == 1) snprintf(out, n, "%s/checkpoints/%s/hf", init, name);
+        if (f) fclose(f);
+    } else {
+        snprintf(out, n, "%s", init);
+    }
+}
+
+static int write_assets(const s2s_runckpt_assets *a, const char *tmp, char *err, size_t errlen) {
+    static const char *const GEN[] = {"generation_config.json", NULL}, *const PRE[] = {"preprocessor_config.json", NULL};
+    const char *const *TOK = s2s_tok_hf_files();
+    char base[8400], sub[8400], hf[8600], d[8700];
+    init_layout(a->init, base, sizeof base);
+    snprintf(hf, sizeof hf, "%s/hf", tmp);
+    const bool tok = a->tokenizer && *a->tokenizer, ttok = a->tts_tokenizer && *a->tts_tokenizer;
+    // One tokenizer's files, never a mix: the recipe's tokenizer (the one the shards were made with) or init's.
+    int rc = copy_some(tok ? a->tokenizer : base, TOK, hf, err, errlen);
+    if (!rc) rc = copy_some(a->llm && *a->llm ? a->llm : base, GEN, hf, err, errlen);
+    snprintf(sub, sizeof sub, "%s/audio", base);
+    snprintf(d, sizeof d, "%s/audio", hf);
+    if (!rc) rc = copy_some(a->audio && *a->audio ? a->audio : *base ? sub : NULL, PRE, d, err, errlen);
+    snprintf(sub, sizeof sub, "%s/tts", base);
+    snprintf(d, sizeof d, "%s/tts", hf);
+    if (!rc) rc = copy_some(ttok ? a->tts_tokenizer : *base ? sub : NULL, TOK, d, err, errlen);
+    if (!rc) rc = copy_some(a->tts && *a->tts ? a->tts : *base ? sub : NULL, GEN, d, err, errlen);
+    return rc;
+}
+
 static void remove_leftovers(const char *ckdir) {
     DIR *d = opendir(ckdir);
     if (!d) return;
@@ -142,6 +205,7 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
     snprintf(p, sizeof p, "%s/model/config.json", tmp);
     if (s2s_omnispeech_config_write(s->cfg, p, err, errlen)) return -1;
     if (!s->prepared && s2s_runckpt_write_optimizer(s->run_dir, s->step, 0, s->opt, err, errlen)) return -1;
+    if (s->assets && write_assets(s->assets, tmp, err, errlen)) return -1;
 
     cJSON *files = cJSON_CreateObject();
     for (size_t i = 0; i < sizeof FILES_SUB / sizeof *FILES_SUB; i++)

@@ -4,6 +4,11 @@
 //     optimizer/rank_RRRRR.safetensors              AdamW moments by parameter name (train/optim.h)
 //     aux/params.safetensors                        training-only parameters (stage 1's emotion head), f32;
 //                                                   only when the run has some
+//     hf/                                           what an export (eval/export.h) needs besides the weights,
+//                                                   copied from the recipe's directories: the tokenizer files,
+//                                                   generation_config.json, audio/preprocessor_config.json,
+//                                                   tts/ (tokenizer files + generation_config.json); whatever
+//                                                   the sources have (a model from `s2s init` has none of them)
 //     trainer.json                                  step, loader cursor, schedule, counters, effective recipe,
 //                                                   world size, and the SHA-256 of every other file
 //   <run.dir>/checkpoints/latest                    "step_NNNNNNNN": moved last
@@ -20,6 +25,19 @@
 #include "model/hf_config.h"
 #include "optim.h"
 
+// The sources of a checkpoint's hf/ (any may be NULL or ""; a file a source lacks is skipped). The recipe's
+// paths, relative to where `s2s train` runs: the checkpoint keeps copies so that an export made later, from
+// anywhere, needs nothing else.
+typedef struct s2s_runckpt_assets {
+    const char *init;       // model.init: an OpenS2S directory (its tokenizer files, generation_config.json, audio/,
+                            // tts/), or a checkpoint / run directory (its checkpoint's hf/)
+    const char *audio;      // model.audio: preprocessor_config.json -> hf/audio/
+    const char *llm;        // model.llm: generation_config.json -> hf/
+    const char *tts;        // model.tts: generation_config.json -> hf/tts/
+    const char *tokenizer;  // model.tokenizer: the tokenizer files -> hf/ (instead of init's: the shards' tokenizer)
+    const char *tts_tokenizer;  // model.tts_tokenizer -> hf/tts/
+} s2s_runckpt_assets;
+
 typedef struct s2s_runckpt_save {
     const char *run_dir;
     int64_t step;
@@ -31,6 +49,7 @@ typedef struct s2s_runckpt_save {
     int keep;
     const char *aux_prefix;  // parameters under it go to aux/ instead of model/; NULL: none
     bool prepared;           // the temporary directory exists and every rank wrote its optimizer shard there
+    const s2s_runckpt_assets *assets;  // NULL: no hf/
 } s2s_runckpt_save;
 
 // The whole checkpoint, from one process: model, aux, optimizer/rank_00000 (unless s->prepared, when

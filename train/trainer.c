@@ -278,10 +278,13 @@ static int evaluate(trainer *t, char *err, size_t errlen) {
 
 static int checkpoint(trainer *t, char *err, size_t errlen) {
     cJSON *state = trainer_state(t);
+    const s2s_runckpt_assets assets = {.init = t->r.model_init, .audio = t->r.model_audio, .llm = t->r.model_llm,
+                                       .tts = t->r.model_tts, .tokenizer = t->r.tokenizer,
+                                       .tts_tokenizer = t->r.tts_tokenizer};
     s2s_runckpt_save s = {.run_dir = t->r.run_dir, .step = t->step, .P = &t->P, .cfg = &t->mcfg, .opt = &t->opt,
                           .trainer = state, .dtype = strcmp(t->r.ckpt_dtype, "bf16") ? S2S_F32 : S2S_BF16,
                           .keep = (int)t->r.ckpt_keep,
-                          .aux_prefix = t->env.emotion_w ? "emotion_head." : NULL};
+                          .aux_prefix = t->env.emotion_w ? "emotion_head." : NULL, .assets = &assets};
     // The weights (and with dist.zero 0 the optimizer state) are the same on every rank: rank 0 writes them. A
     // sharded state is written by every rank into rank 0's temporary directory first. Every rank waits for the
     // outcome, so none runs ahead of a checkpoint it may have to resume from.
