@@ -191,3 +191,35 @@ int s2s_copy_file(const char *src, const char *dst, char *err, size_t n) {
     }
     return s2s_atomic_commit(&a, err, n);
 }
+
+char *s2s_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {  // read to the end (a pipe or /proc file has no size to ask for)
+        if (n + 4096 + 1 > cap) {
+            cap = (n + 4096 + 1) * 2;
+            char *nb = realloc(b, cap);
+            if (!nb) {
+                free(b), fclose(f);
+                errno = ENOMEM;
+                return NULL;
+            }
+            b = nb;
+        }
+        const size_t got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    const int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        errno = EIO;
+        return NULL;
+    }
+    b[n] = 0;
+    if (len) *len = n;
+    return b;
+}

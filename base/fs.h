@@ -36,3 +36,6 @@ void s2s_atomic_abort(s2s_atomic_file *a);
 int s2s_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 // Copies the file src to dst atomically (dst's directory must exist); err names the file that failed.
 int s2s_copy_file(const char *src, const char *dst, char *err, size_t errlen);
+// The whole file, NUL-terminated (malloc'd; *len without the NUL when len is given); NULL with errno set when it
+// cannot be read.
+char *s2s_read_file(const char *path, size_t *len);

@@ -10,14 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <cjson/cJSON.h>
 #include "autograd/ctx.h"
 #include "base/err.h"
 #include "base/fs.h"
-#include "data/hash.h"
 #include "export_internal.h"
-#include "model/checkpoint.h"
-#include "model/lora.h"
 #include "model/omnispeech.h"
 #include "model/safetensors_index.h"
 
@@ -25,19 +21,6 @@ bool s2s_export_has(const char *dir, const char *name) {
     char p[8400];
     struct stat st;
     return dir && *dir && snprintf(p, sizeof p, "%s/%s", dir, name) < (int)sizeof p && !stat(p, &st);
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)(n > 0 ? n : 0) + 1);
-    size_t got = b ? fread(b, 1, (size_t)(n > 0 ? n : 0), f) : 0;
-    fclose(f);
-    if (b) b[got] = 0;
-    return b;
 }
 
 // ---- --shard-size -----------------------------------------------------------------------------------------
@@ -65,106 +48,6 @@ int s2s_export_parse_size(const char *s, size_t *bytes) {
         return 0;
     }
     return -1;
-}
-
-// ---- the source ----------------------------------------------------------------------------------------------
-
-// trainer.json's "files" checksums: a damaged checkpoint is not exported.
-static int verify_checkpoint(const char *dir, cJSON *j, char *err, size_t errlen) {
-    cJSON *files = cJSON_GetObjectItem(j, "files");
-    if (!cJSON_IsObject(files) || !files->child)
-        return s2s_errf(err, errlen, "%s/trainer.json: lists no file checksums", dir);
-    for (cJSON *f = files->child; f; f = f->next) {
-        char path[8800], hex[65];
-        snprintf(path, sizeof path, "%s/%s", dir, f->string);
-        s2s_derr de;
-        if (!cJSON_IsString(f) || s2s_sha256_file(path, hex, &de) || strcmp(hex, f->valuestring))
-            return s2s_errf(err, errlen, "%s: checksum mismatch or unreadable file (the checkpoint is damaged)", path);
-    }
-    return 0;
-}
-
-static const char *recipe_str(cJSON *recipe, const char *key) {
-    cJSON *v = cJSON_GetObjectItem(recipe, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-// A training checkpoint: model/, hf/, and from trainer.json's recipe the LoRA adapters it holds.
-static int source_checkpoint(const char *dir, s2s_export_src *s, char *err, size_t errlen) {
-    char p[8400];
-    snprintf(p, sizeof p, "%s/trainer.json", dir);
-    char *txt = slurp(p);
-    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
-    free(txt);
-    if (!j) return s2s_errf(err, errlen, "%s: unreadable or not JSON", p);
-    int rc = verify_checkpoint(dir, j, err, errlen);
-    cJSON *recipe = cJSON_GetObjectItem(j, "recipe");
-    if (!rc && !cJSON_IsObject(recipe)) rc = s2s_errf(err, errlen, "%s: no 'recipe'", p);
-    if (!rc) {
-        snprintf(s->model_dir, sizeof s->model_dir, "%s/model", dir);
-        snprintf(s->assets_dir, sizeof s->assets_dir, "%s/hf", dir);
-        snprintf(s->recipe_tokenizer, sizeof s->recipe_tokenizer, "%s", recipe_str(recipe, "model.tokenizer"));
-        snprintf(s->recipe_tts_tokenizer, sizeof s->recipe_tts_tokenizer, "%s",
-                 recipe_str(recipe, "model.tts_tokenizer"));
-        s->lora_r = atoi(recipe_str(recipe, "lora.r"));
-        s->lora_alpha = atof(recipe_str(recipe, "lora.alpha"));
-        cJSON *t = cJSON_GetObjectItem(recipe, "lora.targets"), *e;
-        cJSON_ArrayForEach(e, t) {
-            const char *x = cJSON_IsString(e) ? e->valuestring : "";
-            int bit = !strcmp(x, "q_proj") ? S2S_LORA_Q : !strcmp(x, "k_proj") ? S2S_LORA_K
-                    : !strcmp(x, "v_proj") ? S2S_LORA_V : !strcmp(x, "o_proj") ? S2S_LORA_O : 0;
-            if (!bit) {
-                rc = s2s_errf(err, errlen, "%s: recipe lora.targets '%s' is not q_proj, k_proj, v_proj or o_proj", p, x);
-                break;
-            }
-            s->lora_targets |= bit;
-        }
-        if (!rc && s->lora_r > 0 && !(s->lora_alpha > 0))
-            rc = s2s_errf(err, errlen, "%s: recipe lora.alpha must be > 0 with lora.r %d", p, s->lora_r);
-    }
-    cJSON_Delete(j);
-    return rc;
-}
-
-// The newest step_* of a run: checkpoints/latest, else the highest-numbered step_* directory.
-static int run_latest(const char *run, char *out, size_t n, char *err, size_t errlen) {
-    char ck[8400], p[8600], name[256] = "";
-    snprintf(ck, sizeof ck, "%s/checkpoints", run);
-    snprintf(p, sizeof p, "%s/latest", ck);
-    char *l = slurp(p);
-    if (l) sscanf(l, "%255s", name);
-    free(l);
-    if (!*name) {
-        long long best = -1;
-        DIR *d = opendir(ck);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            char *end;
-            long long v = strncmp(e->d_name, "step_", 5) ? -1 : strtoll(e->d_name + 5, &end, 10);
-            if (v > best && !*end) best = v, snprintf(name, sizeof name, "%s", e->d_name);
-        }
-        if (d) closedir(d);
-    }
-    if (!*name) return s2s_errf(err, errlen, "--ckpt %s: the run has no checkpoint", run);
-    snprintf(out, n, "%s/%s", ck, name);
-    return 0;
-}
-
-static int source_resolve(const char *ckpt, s2s_export_src *s, char *err, size_t errlen) {
-    memset(s, 0, sizeof *s);
-    if (s2s_export_has(ckpt, "config.json")) {  // an OpenS2S model directory: everything is in it
-        snprintf(s->model_dir, sizeof s->model_dir, "%s", ckpt);
-        snprintf(s->assets_dir, sizeof s->assets_dir, "%s", ckpt);
-        return 0;
-    }
-    if (s2s_export_has(ckpt, "trainer.json")) return source_checkpoint(ckpt, s, err, errlen);
-    if (s2s_export_has(ckpt, "checkpoints")) {
-        char dir[8800];
-        if (run_latest(ckpt, dir, sizeof dir, err, errlen)) return -1;
-        return source_checkpoint(dir, s, err, errlen);
-    }
-    return s2s_errf(err, errlen, "--ckpt %s is neither an OpenS2S model directory (config.json), a training "
-                    "checkpoint (trainer.json) nor a run directory (checkpoints/)", ckpt);
 }
 
 // ---- the weights -------------------------------------------------------------------------------------------
@@ -200,27 +83,12 @@ static int save_tensors(const s2s_params *P, const s2s_omnispeech_config *cfg, c
 
 // Load the checkpoint into an OmniSpeech registry (strict: every name and shape as the config says), merge the
 // adapters, write config.json and the safetensors into tmp.
-static int write_weights(const s2s_export_opts *o, const s2s_export_src *s, s2s_omnispeech_config *cfg,
+static int write_weights(const s2s_export_opts *o, const s2s_model_src *s, s2s_omnispeech_config *cfg,
                          const char *tmp, s2s_export_report *rep, char *err, size_t errlen) {
     s2s_params P;
-    s2s_params_init(&P, S2S_CPU);
     s2s_omnispeech m;
-    s2s_omnispeech_create(&m, &P, cfg);
-    if (s->lora_r > 0) {  // the checkpoint holds the adapters next to the base weights: the same registry
-        s2s_lora_config lc = {.r = s->lora_r, .alpha = s->lora_alpha, .dropout = 0, .targets = s->lora_targets};
-        rep->n_merged = s2s_lora_attach(&P, &m.llm, &lc, 0);
-    }
-    int rc = s2s_ckpt_load_opens2s(&P, s->model_dir, NULL, NULL, err, errlen);
-    if (!rc && s->lora_r > 0) {
-        // The merge's temporaries: B @ A, its scaled copy and the sum, each one projection [out, in].
-        const int64_t H = cfg->llm.hidden_size, QD = cfg->llm.num_attention_heads * cfg->llm.head_dim;
-        const size_t proj = (size_t)(H * QD) * sizeof(float);
-        s2s_ctx *ctx = s2s_ctx_new((s2s_ctx_opts){.device = S2S_CPU, .n_threads = o->threads,
-                                                  .arena_bytes = 4 * proj + (1 << 20), .scratch_bytes = 1 << 20});
-        s2s_lora_merge(ctx, &P, &m.llm);
-        s2s_ctx_step_reset(ctx);
-        s2s_ctx_free(ctx);
-    }
+    int rc = s2s_model_src_load(s, S2S_CPU, o->threads, cfg, &P, &m, &rep->n_merged, err, errlen);
+    if (rc) return -1;
     if (!rc) {
         snprintf(cfg->torch_dtype, sizeof cfg->torch_dtype, "%s", torch_dtype(o->dtype));
         snprintf(cfg->audio.torch_dtype, sizeof cfg->audio.torch_dtype, "%s", torch_dtype(o->dtype));
@@ -328,8 +196,8 @@ int s2s_export(const s2s_export_opts *o, s2s_export_report *rep, char *err, size
     if (exists && !S_ISDIR(st.st_mode)) return s2s_errf(err, errlen, "--out %s exists and is not a directory", o->out);
     if (exists && !o->force)
         return s2s_errf(err, errlen, "--out %s exists: refusing to replace it (--force replaces it atomically)", o->out);
-    s2s_export_src s;
-    if (source_resolve(o->ckpt, &s, err, errlen)) return -1;
+    s2s_model_src s;
+    if (s2s_model_src_resolve(o->ckpt, &s, err, errlen)) return -1;
     snprintf(rep->model_dir, sizeof rep->model_dir, "%s", s.model_dir);
     s2s_omnispeech_config cfg;
     if (s2s_omnispeech_config_read(&cfg, s.model_dir, err, errlen)) return -1;

@@ -107,7 +107,7 @@ static int copy_or_make(const char *src_dir, const char *dst_dir, const char *na
     return write_json(made, b, err, errlen);
 }
 
-int s2s_export_files(const s2s_export_opts *o, const s2s_export_src *s, const s2s_omnispeech_config *cfg,
+int s2s_export_files(const s2s_export_opts *o, const s2s_model_src *s, const s2s_omnispeech_config *cfg,
                      const char *tmp, s2s_export_report *rep, char *err, size_t errlen) {
     char buf[8400], src_tts[8400], d[8400];
     const char *tok = pick_tokenizer(o->tokenizer, s->assets_dir, s->recipe_tokenizer, buf, sizeof buf);

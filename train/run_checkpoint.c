@@ -246,24 +246,10 @@ int s2s_runckpt_write(const s2s_runckpt_save *s, char *err, size_t errlen) {
     return 0;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = s2s_malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    b[got] = 0;
-    if (len) *len = got;
-    return b;
-}
-
 cJSON *s2s_runckpt_read(const char *dir, char *err, size_t errlen) {
     char p[8400];
     snprintf(p, sizeof p, "%s/trainer.json", dir);
-    char *txt = slurp(p, NULL);
+    char *txt = s2s_read_file(p, NULL);
     if (!txt) {
         s2s_errf(err, errlen, "%s: no trainer.json (not a training checkpoint, or an incomplete one)", dir);
         return NULL;
@@ -308,7 +294,7 @@ int s2s_runckpt_find(const char *run_dir, const char *resume, char *dir, size_t 
     // and the move of latest leaves a complete newer one).
     char p[8400], want[64] = "";
     snprintf(p, sizeof p, "%s/latest", ckdir);
-    char *l = slurp(p, NULL);
+    char *l = s2s_read_file(p, NULL);
     if (l) {
         sscanf(l, "%63s", want);
         free(l);
