@@ -129,8 +129,60 @@ def build_base(vocab_size):
                                    single_word=False)])
     return tok
 
+# Qwen3's chat template (Qwen/Qwen3-8B tokenizer_config.json), so apply_chat_template renders the tiny LLM
+# tokenizer's prompts as Qwen3's: what s2s chat's prompt (eval/prompt.c) is checked against.
+QWEN3_CHAT_TEMPLATE = (
+    "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0].role == 'system' %}\n"
+    "        {{- messages[0].content + '\\n\\n' }}\n    {%- endif %}\n"
+    "    {{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided "
+    "with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n    {%- for tool in tools %}\n"
+    "        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n"
+    "    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments "
+    "within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": "
+    "<args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n    {%- if messages[0].role == 'system' %}\n"
+    "        {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n"
+    "{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}\n"
+    "{%- for message in messages[::-1] %}\n    {%- set index = (messages|length - 1) - loop.index0 %}\n"
+    "    {%- if ns.multi_step_tool and message.role == \"user\" and message.content is string and "
+    "not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}\n"
+    "        {%- set ns.multi_step_tool = false %}\n        {%- set ns.last_query_index = index %}\n    {%- endif %}\n"
+    "{%- endfor %}\n{%- for message in messages %}\n    {%- if message.content is string %}\n"
+    "        {%- set content = message.content %}\n    {%- else %}\n        {%- set content = '' %}\n    {%- endif %}\n"
+    "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) %}\n"
+    "        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}\n"
+    "    {%- elif message.role == \"assistant\" %}\n        {%- set reasoning_content = '' %}\n"
+    "        {%- if message.reasoning_content is string %}\n"
+    "            {%- set reasoning_content = message.reasoning_content %}\n        {%- else %}\n"
+    "            {%- if '</think>' in content %}\n"
+    "                {%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1]"
+    ".lstrip('\\n') %}\n                {%- set content = content.split('</think>')[-1].lstrip('\\n') %}\n"
+    "            {%- endif %}\n        {%- endif %}\n        {%- if loop.index0 > ns.last_query_index %}\n"
+    "            {%- if loop.last or (not loop.last and reasoning_content) %}\n"
+    "                {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + "
+    "'\\n</think>\\n\\n' + content.lstrip('\\n') }}\n            {%- else %}\n"
+    "                {{- '<|im_start|>' + message.role + '\\n' + content }}\n            {%- endif %}\n"
+    "        {%- else %}\n            {{- '<|im_start|>' + message.role + '\\n' + content }}\n        {%- endif %}\n"
+    "        {%- if message.tool_calls %}\n            {%- for tool_call in message.tool_calls %}\n"
+    "                {%- if (loop.first and content) or (not loop.first) %}\n                    {{- '\\n' }}\n"
+    "                {%- endif %}\n                {%- if tool_call.function %}\n"
+    "                    {%- set tool_call = tool_call.function %}\n                {%- endif %}\n"
+    "                {{- '<tool_call>\\n{\"name\": \"' }}\n                {{- tool_call.name }}\n"
+    "                {{- '\", \"arguments\": ' }}\n                {%- if tool_call.arguments is string %}\n"
+    "                    {{- tool_call.arguments }}\n                {%- else %}\n"
+    "                    {{- tool_call.arguments | tojson }}\n                {%- endif %}\n"
+    "                {{- '}\\n</tool_call>' }}\n            {%- endfor %}\n        {%- endif %}\n"
+    "        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}\n"
+    "        {%- if loop.first or (messages[loop.index0 - 1].role != \"tool\") %}\n"
+    "            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n"
+    "        {{- content }}\n        {{- '\\n</tool_response>' }}\n"
+    "        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n            {{- '<|im_end|>\\n' }}\n"
+    "        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n"
+    "    {{- '<|im_start|>assistant\\n' }}\n    {%- if enable_thinking is defined and enable_thinking is false %}\n"
+    "        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}\n{%- endif %}"
+)
 
-def config_json(tok, eos, extra_special):
+
+def config_json(tok, eos, extra_special, chat_template=None):
     return {
         "add_bos_token": False,
         "add_prefix_space": False,
@@ -144,10 +196,10 @@ def config_json(tok, eos, extra_special):
         "split_special_tokens": False,
         "tokenizer_class": "Qwen2Tokenizer",
         "unk_token": None,
-    }
+    } | ({"chat_template": chat_template} if chat_template else {})
 
 
-def write_dir(tok, path, eos, extra_special):
+def write_dir(tok, path, eos, extra_special, chat_template=None):
     os.makedirs(path, exist_ok=True)
     # Qwen's files spell these fields this way; `tokenizers` would write its defaults instead.
     d = json.loads(tok.to_str())
@@ -158,7 +210,7 @@ def write_dir(tok, path, eos, extra_special):
     with open(os.path.join(path, "tokenizer.json"), "w") as f:
         json.dump(d, f, ensure_ascii=False, separators=(",", ":"))
     with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
-        json.dump(config_json(tok, eos, extra_special), f, indent=2, ensure_ascii=False)
+        json.dump(config_json(tok, eos, extra_special, chat_template), f, indent=2, ensure_ascii=False)
         f.write("\n")
     with open(os.path.join(path, "special_tokens_map.json"), "w") as f:
         json.dump({"additional_special_tokens": QWEN3_SPECIAL_LIST + extra_special, "eos_token": eos,
@@ -175,7 +227,7 @@ def main():
     llm = build_base(args.vocab)
     # OpenS2S adds these with tokenizer.add_special_tokens, so they are special and not normalized.
     llm.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in OPENS2S_LLM_ADDED])
-    write_dir(llm, os.path.join(args.out, "tokenizer"), "<|im_end|>", OPENS2S_LLM_ADDED)
+    write_dir(llm, os.path.join(args.out, "tokenizer"), "<|im_end|>", OPENS2S_LLM_ADDED, QWEN3_CHAT_TEMPLATE)
 
     tts = build_base(args.vocab)
     # Speech units are ordinary added tokens (tokenizer.add_tokens: not special, normalized), so decoding

@@ -185,7 +185,7 @@ int prep_build_instruct(s2s_prep_worker *w, const cJSON *root, s2s_prep_record *
         char path[4200];
         s2s_derr ne;
         if (prep_resolve_path(w->c, d.spk_emb, path, sizeof path, d.spk_what, e)) return -1;
-        if (prep_npy_spk(path, r->sample.spk_emb, S2S_SHARD_SPK_DIM, &ne))
+        if (s2s_npy_spk(path, r->sample.spk_emb, S2S_SHARD_SPK_DIM, &ne))
             return s2s_derr_set(e, "%s: %s", d.spk_what, ne.msg);
         r->sample.has_spk_emb = 1;
     }

@@ -1,6 +1,7 @@
 // prep_internal.h — what the prep_*.c files share: the context and worker structs, the sequence being built,
 // and the small helpers (.npy speaker embeddings).
 #pragma once
+#include "npy.h"  // speaker embeddings
 #include <cjson/cJSON.h>
 #include "data/prep/prep.h"
 #include "data/tokenizer/tokenizer.h"
@@ -57,6 +58,3 @@ int prep_turn_open(s2s_prep_worker *w, prep_seq *q, const char *role, s2s_derr *
 int prep_turn_close(s2s_prep_worker *w, prep_seq *q, int assistant, s2s_derr *e);
 int prep_system(s2s_prep_worker *w, prep_seq *q, const char *prompt, s2s_derr *e);
 
-// Reads a speaker embedding .npy (little-endian float32 or float64, C order, 512 elements in any shape, e.g.
-// [1, 1, 512] as OpenS2S stores them) into out (prep_npy.c).
-int prep_npy_spk(const char *path, float *out, int dim, s2s_derr *e);

@@ -19,7 +19,7 @@ static const char *dict_value(const char *hdr, const char *key) {
     return p;
 }
 
-int prep_npy_spk(const char *path, float *out, int dim, s2s_derr *e) {
+int s2s_npy_spk(const char *path, float *out, int dim, s2s_derr *e) {
     FILE *f = fopen(path, "rb");
     if (!f) return s2s_derr_set(e, "cannot open '%s': %s", path, strerror(errno));
     unsigned char pre[12];
