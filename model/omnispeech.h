@@ -36,7 +36,14 @@ typedef struct s2s_omnispeech {
     s2s_tensor *llm_ln_w, *llm_ln_b;  // [H_tts], LayerNorm eps 1e-5
     float w_llm, w_tts;       // loss weights (1, 1 as OpenS2S)
     bool recompute;           // a recompute region per decoder layer (set with s2s_omnispeech_set_recompute)
+    struct s2s_omni_stats *stats;  // NULL, or where the loss terms add their greedy hits (evaluation)
 } s2s_omnispeech;
+
+// Greedy next-token hits of the loss terms' supervised rows, added to by every forward while m->stats points here
+// (s2s eval: text-token and unit accuracy = hits / the terms' target counts).
+typedef struct s2s_omni_stats {
+    int64_t llm_correct, tts_correct;
+} s2s_omni_stats;
 
 // Register every parameter of a model described by c in P (zero-filled: load a checkpoint or call
 // s2s_omnispeech_init_weights). Encoder frozen, everything else trainable.

@@ -23,7 +23,9 @@ static double scalar_of(const s2s_tensor *t) {
 // weight * sum CE / div of the lm_head logits of h against targets (n_targets supervised rows); *ce gets the
 // plain mean. A zero weight leaves the term out of the graph (NULL) and measures it without recording.
 static s2s_tensor *loss_term(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h, s2s_tensor *targets,
-                             int64_t n_targets, float weight, double div, double *ce) {
+                             int64_t n_targets, float weight, double div, double *ce, const int32_t *host_targets,
+                             int64_t *correct) {
+    if (correct && n_targets > 0) *correct += s2s_qwen3_count_correct(ctx, q, h, host_targets);
     if (weight != 0.0f && n_targets > 0) {
         // s2s_qwen3_loss is weight' * mean; mean * n_targets / div is the sum over the global divisor.
         const float w = div > 0 ? (float)((double)weight * (double)n_targets / div) : weight;
@@ -66,7 +68,8 @@ s2s_tensor *s2s_omni_llm(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_s
 
 s2s_tensor *s2s_omni_llm_loss(s2s_ctx *ctx, const s2s_omnispeech *m, const s2s_omni_seq *p, s2s_tensor *h,
                               float weight, double div, double *ce) {
-    return loss_term(ctx, &m->llm, h, i32_on(ctx, p->targets, p->T), p->n_targets, weight, div, ce);
+    return loss_term(ctx, &m->llm, h, i32_on(ctx, p->targets, p->T), p->n_targets, weight, div, ce, p->targets,
+                     m->stats ? &m->stats->llm_correct : NULL);
 }
 
 // The TTS-LM's causal-LM term over packed sequences x [T, Ht] with unshifted labels.
@@ -80,7 +83,8 @@ static s2s_tensor *tts_lm_term(s2s_ctx *ctx, const s2s_omnispeech *m, s2s_tensor
     s2s_qwen3_shift_labels(targets, labels, T, cu, (int)n_seq);
     *n_targets = 0;
     for (int64_t t = 0; t < T; t++) *n_targets += targets[t] != S2S_IGNORE_INDEX;
-    s2s_tensor *term = loss_term(ctx, &m->tts, ht, i32_on(ctx, targets, T), *n_targets, weight, div, ce);
+    s2s_tensor *term = loss_term(ctx, &m->tts, ht, i32_on(ctx, targets, T), *n_targets, weight, div, ce, targets,
+                                 m->stats ? &m->stats->tts_correct : NULL);
     free(targets);
     return term;
 }

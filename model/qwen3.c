@@ -261,6 +261,37 @@ s2s_tensor *s2s_qwen3_logits(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h) {
     return s2s_linear(ctx, h, s2s_qwen3_lm_head(q), NULL);  // [T, V]
 }
 
+int64_t s2s_qwen3_count_correct(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h, const int32_t *targets) {
+    enum { CHUNK = 256 };  // supervised rows per logits block: [256, V] at a time
+    const int64_t T = h->shape[0], V = q->cfg.vocab_size;
+    int32_t rows[CHUNK], want[CHUNK];
+    float *lg = s2s_malloc((size_t)(CHUNK * V) * sizeof *lg);  // host copy of one block's logits
+    int64_t hits = 0;
+    s2s_no_grad_begin(ctx);
+    for (int64_t t = 0; t < T;) {
+        int n = 0;
+        for (; t < T && n < CHUNK; t++)
+            if (targets[t] != S2S_IGNORE_INDEX) rows[n] = (int32_t)t, want[n++] = targets[t];
+        if (!n) break;
+        s2s_arena_mark mark = s2s_arena_get_mark(ctx->cur);
+        s2s_tensor *idx = s2s_new1(ctx, S2S_I32, n);  // idx [n]
+        s2s_dev_copy(ctx->device, idx->data, S2S_CPU, rows, (size_t)n * sizeof *rows);
+        s2s_tensor *logits = s2s_qwen3_logits(ctx, q, s2s_gather_rows(ctx, h, idx));  // [n, V]
+        s2s_dev_copy(S2S_CPU, lg, ctx->device, logits->data, (size_t)(n * V) * sizeof *lg);
+        s2s_arena_rewind(ctx->cur, mark);
+        for (int i = 0; i < n; i++) {
+            const float *r = lg + (int64_t)i * V;
+            int64_t best = 0;
+            for (int64_t v = 1; v < V; v++)
+                if (r[v] > r[best]) best = v;
+            hits += best == want[i];
+        }
+    }
+    s2s_no_grad_end(ctx);
+    free(lg);
+    return hits;
+}
+
 s2s_tensor *s2s_qwen3_loss(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h, s2s_tensor *targets, float weight) {
     return s2s_cross_entropy_fused(ctx, h, s2s_qwen3_lm_head(q), targets, S2S_IGNORE_INDEX, weight);
 }

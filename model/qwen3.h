@@ -91,6 +91,10 @@ s2s_tensor *s2s_qwen3_logits(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h);
 // ignored. The targets are already shifted: targets[t] is the token row t predicts (s2s_qwen3_shift_labels).
 // Fused and chunked (ops.h s2s_cross_entropy_fused): call it outside recompute regions.
 s2s_tensor *s2s_qwen3_loss(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h, s2s_tensor *targets, float weight);
+// Rows of h [T, H] whose lm_head argmax (the first index on ties, torch.argmax) equals their target i32 [T] (host,
+// already shifted; S2S_IGNORE_INDEX rows skipped): greedy next-token accuracy = the result / the supervised rows.
+// No tape; the logits of at most 256 supervised rows exist at once. For evaluation.
+int64_t s2s_qwen3_count_correct(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h, const int32_t *targets);
 // Hugging Face's causal shift inside each packed sample: targets[t] = labels[t + 1] when row t + 1 belongs to
 // the same sample, else S2S_IGNORE_INDEX. Host arrays; cu_seqlens [n_seq + 1] (NULL: one sample of T rows).
 void s2s_qwen3_shift_labels(int32_t *targets, const int32_t *labels, int64_t T, const int32_t *cu_seqlens,
