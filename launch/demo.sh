@@ -63,4 +63,16 @@ for stage in stage1 stage2a stage2b stage3; do
   fi
   prev="$run"
 done
-echo "== demo done in $(( $(date +%s) - t0 )) s: runs under $DEMO/runs/ (loss curves: $DEMO/runs/*/loss.svg)"
+
+# ---- the trained model: exported, asked, evaluated ------------------------------------------------------------------
+exp="$DEMO/export"
+echo "== export: build/s2s export --ckpt $prev --out $exp --dtype f32 --force"
+"$S2S" export --ckpt "$prev" --out "$exp" --dtype f32 --force
+q="$DEMO/data/audio/user/s0_004.wav"  # a held-out utterance (every 5th sentence is held out)
+echo "== chat: build/s2s chat --model $exp --audio $q"
+printf 'reply: '
+"$S2S" chat --model "$exp" --audio "$q" --max-new 32 --tts-max-new 96 --units-out "$DEMO/reply.units"
+echo "reply units ($(wc -l <"$DEMO/reply.units")): $(head -24 "$DEMO/reply.units" | tr '\n' ' ')..."
+echo "== eval: build/s2s eval --model $exp --data $DEMO/data/stage3-valid"
+"$S2S" eval --model "$exp" --data "$DEMO/data/stage3-valid" --json --quiet | tee "$DEMO/eval.json"
+echo "== demo done in $(( $(date +%s) - t0 )) s: runs under $DEMO/runs/ (loss curves: $DEMO/runs/*/loss.svg), the export in $exp"

@@ -45,6 +45,24 @@ for stage, margin in MARGIN.items():
     check(len(ev) >= 2 and ev[-1] < ev[0], f"{stage}: held-out loss {ev[0]:.4f} -> {ev[-1]:.4f}" if ev else
           f"{stage}: held-out rows")
     check(os.path.getsize(os.path.join(run, "loss.svg")) > 0, f"{stage}: loss.svg")
+# The end of the demo: the stage-3 checkpoint exported, a held-out utterance answered, the held-out set evaluated.
+exp = os.path.join(TMP, "export")
+check(all(os.path.exists(os.path.join(exp, f)) for f in ("config.json", "model.safetensors", "tokenizer.json",
+                                                        "tts/tokenizer.json", "audio/preprocessor_config.json")),
+      "the stage-3 checkpoint is exported in OpenS2S's layout")
+units_file = os.path.join(TMP, "reply.units")
+units = [int(x) for x in open(units_file).read().split()] if os.path.exists(units_file) else []
+check(len(units) > 0 and all(0 <= u < 16384 for u in units) and "reply: " in p.stdout,
+      f"s2s chat answers a held-out utterance: {len(units)} units")
+ej = os.path.join(TMP, "eval.json")
+ev3 = [json.loads(l)["eval_loss"] for l in open(os.path.join(TMP, "runs", "stage3", "metrics.jsonl"))
+       if "eval_loss" in l]
+if os.path.exists(ej) and ev3:
+    e = json.load(open(ej))
+    check(abs(e["loss"] - ev3[-1]) < 1e-4 * abs(ev3[-1]),
+          f"s2s eval on the held-out shards gives the trainer's last held-out loss: {e['loss']:.6f} vs {ev3[-1]:.6f}")
+else:
+    check(False, "s2s eval wrote its result")
 shutil.rmtree(TMP, ignore_errors=True)
 print("test_demo:", "FAILED" if failures else "ok", f"({len(failures)} failures)")
 sys.exit(1 if failures else 0)
