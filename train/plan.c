@@ -1,5 +1,6 @@
 // plan.c — s2s_plan_run (plan.h): counts from the model's own registration, bytes per rank, the fit search.
 #include "plan.h"
+#include <stdio.h>
 #include <string.h>
 #include "autograd/check.h"
 #include "model/lora.h"
@@ -53,7 +54,12 @@ int s2s_plan_run(const s2s_recipe *r, const s2s_plan_shape *sh, const s2s_plan_o
         if (s2s_omnispeech_config_read(&out->cfg, o->model, err, errlen)) return -1;
     } else {
         char init[4400];
-        if (s2s_recipe_model_config(r, NULL, &out->cfg, init, sizeof init, err, errlen)) return -1;
+        if (s2s_recipe_model_config(r, NULL, &out->cfg, init, sizeof init, err, errlen)) {
+            const size_t n = strlen(err);  // a run not made yet: say how to plan it anyway
+            snprintf(err + n, errlen - n, "; plan an architecture with --model CONFIG.json (OpenS2S: "
+                     "configs/opens2s-8b/model.json)");
+            return -1;
+        }
     }
     s2s_params P;
     s2s_omnispeech m;
