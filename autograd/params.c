@@ -35,12 +35,13 @@ void s2s_params_free(s2s_params *p) {
     memset(p, 0, sizeof *p);
 }
 
-static s2s_tensor *tensor_persistent(s2s_device dev, int ndim, const int64_t *shape) {
+static s2s_tensor *tensor_persistent(s2s_device dev, int ndim, const int64_t *shape, bool shapes_only) {
     s2s_tensor *t = s2s_calloc(1, sizeof *t);
     t->dtype = S2S_F32;
     t->device = dev;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    if (shapes_only) return t;  // a layout-only registry (s2s_params_shapes_only): no values
     t->data = s2s_dev_alloc(dev, s2s_nbytes(t));
     s2s_dev_memset0(dev, t->data, s2s_nbytes(t));
     return t;
@@ -50,7 +51,7 @@ static s2s_tensor *tensor_persistent(s2s_device dev, int ndim, const int64_t *sh
 static void set_trainable(s2s_params *p, s2s_param *q, bool trainable) {
     q->trainable = trainable;
     q->t->requires_grad = trainable;
-    if (trainable && !q->t->grad && !p->grad_on_demand) q->t->grad = tensor_persistent(p->device, q->t->ndim, q->t->shape);
+    if (trainable && !q->t->grad && !p->grad_on_demand) q->t->grad = tensor_persistent(p->device, q->t->ndim, q->t->shape, false);
     if (!trainable && q->t->grad) {  // a frozen parameter holds no gradient memory
         free_tensor(p->device, q->t->grad);
         q->t->grad = NULL;
@@ -144,6 +145,7 @@ static void flatten_kind(s2s_params *p, bool grads) {
 }
 
 void s2s_params_flatten(s2s_params *p) {
+    S2S_CHECK(!p->shapes_only, "params: a layout-only registry (s2s_params_shapes_only) has no values to flatten");
     flatten_kind(p, false);
     flatten_kind(p, true);
 }
@@ -177,6 +179,12 @@ void s2s_params_grad_on_demand(s2s_params *p) {
     if (flat) flatten_kind(p, true);
 }
 
+void s2s_params_shapes_only(s2s_params *p) {
+    S2S_CHECK(p->n == 0, "params: s2s_params_shapes_only on a registry that already holds %d parameters", p->n);
+    p->shapes_only = true;
+    p->grad_on_demand = true;
+}
+
 void s2s_params_set_norm(s2s_params *p, const s2s_tensor *t, s2s_norm_kind kind) {
     for (int i = 0; i < p->n; i++)
         if (p->items[i].t == t) {
@@ -199,7 +207,7 @@ s2s_tensor *s2s_params_add(s2s_params *p, const char *name, const char *module, 
     q->module = strdup(module ? module : "");
     q->weight_decay = weight_decay;
     q->off = q->goff = -1;
-    q->t = tensor_persistent(p->device, ndim, shape);
+    q->t = tensor_persistent(p->device, ndim, shape, p->shapes_only);
     q->t->is_param = true;
     q->t->name = q->name;
     set_trainable(p, q, trainable);

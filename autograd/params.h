@@ -37,6 +37,7 @@ typedef struct s2s_params {
     float *flat_grad;     // [flat_grad_n] gradients of the trainable parameters, registry order
     int64_t flat_grad_n;
     bool grad_on_demand;  // no gradient memory: the layout (goff, flat_grad_n) only; see s2s_params_grad_on_demand
+    bool shapes_only;     // no memory at all: names, shapes and flags only; see s2s_params_shapes_only
 } s2s_params;
 
 void s2s_params_init(s2s_params *p, s2s_device dev);
@@ -65,4 +66,9 @@ int s2s_params_set_layout(s2s_params *p, const char *prefix, int32_t key);
 // (ctx->param_grad) points it into memory of its own for the length of a backward. Call it before registering
 // parameters so that a full set of gradients is never allocated, not even once.
 void s2s_params_grad_on_demand(s2s_params *p);
+// Layout only (s2s plan): from now on parameters are registered with their names, shapes and flags but no memory
+// for values or gradients (t->data stays NULL), so running a model's own registration counts an 8B model without
+// allocating it, and the count cannot drift from the model. Implies s2s_params_grad_on_demand. Call it before
+// registering; nothing may compute with, load into or flatten such a registry.
+void s2s_params_shapes_only(s2s_params *p);
 int64_t s2s_params_count(const s2s_params *p, bool trainable_only);

@@ -95,6 +95,8 @@ int s2s_lora_attach(s2s_params *p, s2s_qwen3 *q, const s2s_lora_config *c, uint6
             a->B = s2s_params_add(p, name, module, 2, (int64_t[]){out, c->r}, true, true);  // zero: B = 0
             a->scaling = (float)(c->alpha / c->r);
             a->dropout = (float)c->dropout;
+            added++;
+            if (!a->A->data) continue;  // a layout-only registry (s2s plan): shapes, no values
             // A ~ U(-1/sqrt(in), 1/sqrt(in)), PEFT's kaiming_uniform_(a=sqrt(5)); one stream per adapter.
             const int64_t n = c->r * in;
             float *v = s2s_malloc((size_t)n * sizeof(float));
@@ -104,7 +106,6 @@ int s2s_lora_attach(s2s_params *p, s2s_qwen3 *q, const s2s_lora_config *c, uint6
             for (int64_t i = 0; i < n; i++) v[i] = (float)((2.0 * s2s_rng_uniform(&r) - 1.0) * bound);
             s2s_dev_copy(a->A->device, a->A->data, S2S_CPU, v, (size_t)n * sizeof(float));
             free(v);
-            added++;
         }
     }
     return added;

@@ -47,4 +47,10 @@ typedef struct s2s_stage {
 
 const s2s_stage *s2s_stage_find(const char *name);
 
+// What trains: everything frozen, then the stage's prefixes (+ "emotion_head." when emotion), then the recipe's
+// train.trainable / train.frozen (a prefix matching no parameter is an error), the encoder's fixed positional
+// table frozen, and under lora.r > 0 only the LLM's adapters of the LLM. The trainer and s2s plan both call it.
+int s2s_stage_freeze(s2s_params *P, const s2s_stage *st, const s2s_recipe *r, bool emotion, char *err,
+                     size_t errlen);
+
 extern const s2s_stage s2s_stage1, s2s_stage2a, s2s_stage2b, s2s_stage3;

@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "autograd/check.h"
 #include "autograd/device.h"
 #include "autograd/rng.h"
@@ -16,6 +15,7 @@
 #include "model/checkpoint.h"
 #include "model/lora.h"
 #include "model/vocab_resize.h"
+#include "recipe_model.h"
 #include "run_checkpoint.h"
 #include "trainer_internal.h"
 
@@ -95,67 +95,12 @@ static int attach_lora(trainer *t, char *err, size_t errlen) {
     return 0;
 }
 
-// model.init may name an OpenS2S directory, a training checkpoint (step_N: its model/), or a run directory (its
-// newest complete checkpoint): so a stage starts from the previous stage's run without spelling out a step.
-static int resolve_init(const char *init, char *out, size_t outlen, char *err, size_t errlen) {
-    char p[4300];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/config.json", init);
-    if (!stat(p, &st)) return snprintf(out, outlen, "%s", init), 0;
-    snprintf(p, sizeof p, "%s/trainer.json", init);
-    if (!stat(p, &st)) return snprintf(out, outlen, "%s/model", init), 0;
-    snprintf(p, sizeof p, "%s/checkpoints", init);
-    if (!stat(p, &st)) {
-        char dir[4200];
-        int f = s2s_runckpt_find(init, "auto", dir, sizeof dir, err, errlen);
-        if (f < 0) return -1;
-        if (f == 0) return s2s_errf(err, errlen, "model.init: the run %s has no complete checkpoint yet", init);
-        return snprintf(out, outlen, "%s/model", dir), 0;
-    }
-    return s2s_errf(err, errlen, "model.init: %s is neither a model directory (config.json), a checkpoint "
-                    "(trainer.json) nor a run directory (checkpoints/)", init);
-}
-
-// The model: its config, its parameters, then its weights (random, an OpenS2S directory, three Hugging Face
-// directories, or the checkpoint being resumed).
+// The model: its config (recipe_model.h), its parameters, then its weights (random, an OpenS2S directory, three
+// Hugging Face directories, or the checkpoint being resumed).
 static int build_model(trainer *t, char *err, size_t errlen) {
     const s2s_recipe *r = &t->r;
     char init[4400];
-    if (r->model_init && !t->resume_dir && resolve_init(r->model_init, init, sizeof init, err, errlen)) return -1;
-    if (t->resume_dir) {
-        char p[4200];
-        snprintf(p, sizeof p, "%s/model", t->resume_dir);
-        if (s2s_omnispeech_config_read(&t->mcfg, p, err, errlen)) return -1;
-    } else if (r->model_config) {
-        if (s2s_omnispeech_config_read(&t->mcfg, r->model_config, err, errlen)) return -1;
-    } else if (r->model_init) {
-        if (s2s_omnispeech_config_read(&t->mcfg, init, err, errlen)) return -1;
-    } else {
-        if (!r->model_audio || !r->model_llm || !r->model_tts)
-            return s2s_errf(err, errlen, "the recipe names Hugging Face directories: model.audio, model.llm and "
-                            "model.tts are all needed (OpenS2S train.py without --omnispeech_model)");
-        if (s2s_omnispeech_config_from_hf(&t->mcfg, r->model_audio, r->model_llm, r->model_tts, err, errlen))
-            return -1;
-    }
-    // Vocabularies follow the tokenizers for a fresh start from Hugging Face models (OpenS2S resizes the LLM to
-    // len(tokenizer); stage 2a extends the TTS-LM by the speech tokens).
-    const bool from_hf = !t->resume_dir && !r->model_config && !r->model_init;
-    int64_t llm_rows = t->mcfg.llm.vocab_size, tts_rows = t->mcfg.tts.vocab_size;
-    if (from_hf) {
-        s2s_derr de;
-        if (r->tokenizer) {
-            s2s_tokenizer *tk = s2s_tok_load(r->tokenizer, &de);
-            if (!tk) return s2s_errf(err, errlen, "model.tokenizer: %s", de.msg);
-            t->mcfg.llm.vocab_size = s2s_tok_vocab_size(tk);
-            s2s_tok_free(tk);
-        }
-        if (r->tts_tokenizer) {
-            s2s_tokenizer *tk = s2s_tok_load(r->tts_tokenizer, &de);
-            if (!tk) return s2s_errf(err, errlen, "model.tts_tokenizer: %s", de.msg);
-            t->mcfg.tts.vocab_size = s2s_tok_vocab_size(tk);
-            s2s_tok_free(tk);
-        }
-    }
+    if (s2s_recipe_model_config(r, t->resume_dir, &t->mcfg, init, sizeof init, err, errlen)) return -1;
     s2s_params_init(&t->P, t->dev);
     // ZeRO-2: no rank ever allocates a full set of gradients, not even while the model registers its weights.
     if (r->zero == 2 && t->world > 1) s2s_params_grad_on_demand(&t->P);
@@ -193,7 +138,6 @@ static int build_model(trainer *t, char *err, size_t errlen) {
             if (t->m.tts.lm_head) s2s_vocab_init_rows(t->ctx, t->m.tts.lm_head, fc.vocab_size, (uint64_t)r->seed + 3);
         }
     }
-    (void)llm_rows, (void)tts_rows;
     if (r->lora_r > 0 && !t->resume_dir && attach_lora(t, err, errlen)) return -1;
     t->tts_eos = t->mcfg.tts.n_eos > 0 ? (int32_t)t->mcfg.tts.eos_token_id[0] : -1;
     return 0;
@@ -228,27 +172,8 @@ static int add_emotion_head(trainer *t, char *err, size_t errlen) {
     return 0;
 }
 
-// Everything frozen, then what the stage trains, then the recipe's own prefixes. No prefix may match nothing.
 static int freeze(trainer *t, char *err, size_t errlen) {
-    s2s_params_set_trainable(&t->P, "", false);
-    for (const char *const *p = t->stage->trains; *p; p++) s2s_params_set_trainable(&t->P, *p, true);
-    if (t->env.emotion_w) s2s_params_set_trainable(&t->P, "emotion_head.", true);
-    for (int i = 0; i < t->r.trainable.n; i++)
-        if (!s2s_params_set_trainable(&t->P, t->r.trainable.v[i], true))
-            return s2s_errf(err, errlen, "train.trainable: '%s' matches no parameter", t->r.trainable.v[i]);
-    for (int i = 0; i < t->r.frozen.n; i++)
-        if (!s2s_params_set_trainable(&t->P, t->r.frozen.v[i], false))
-            return s2s_errf(err, errlen, "train.frozen: '%s' matches no parameter", t->r.frozen.v[i]);
-    s2s_params_set_trainable(&t->P, "audio_encoder_model.embed_positions", false);  // a fixed table in HF
-    if (t->r.lora_r > 0) {  // PEFT: only the adapters of the LLM train
-        s2s_params_set_trainable(&t->P, "llm_model.", false);
-        for (int i = 0; i < t->P.n; i++)
-            if (strstr(t->P.items[i].name, ".lora_")) s2s_params_set_trainable(&t->P, t->P.items[i].name, true);
-    }
-    if (!s2s_params_count(&t->P, true))
-        return s2s_errf(err, errlen, "stage %s: no parameter is trainable after train.trainable / train.frozen",
-                        t->stage->name);
-    return 0;
+    return s2s_stage_freeze(&t->P, t->stage, &t->r, t->env.emotion_w != NULL, err, errlen);
 }
 
 static s2s_loader *open_loader(trainer *t, const s2s_str_list *paths, bool eval, const char *key, char *err,
