@@ -1,8 +1,9 @@
 """`s2s train --device cuda` against `--device cpu` on the tiny model, for every stage, and the GPU run's resume;
 then a training benchmark on the GPU. Part of tests/gpu/run.sh; needs a visible GPU (exits 77 without one).
 
-- every stage (1 ce, 1 kl, 2a, 2b, 3, 3 + LoRA): 3 steps on the GPU end at the CPU run's weights and losses
-  within TOL (f32 on both; the GPU's GEMMs accumulate in another order, and TF32 is off);
+- every stage (1 ce, 1 kl, 2a, 2b, 3, 3 + LoRA): 3 steps on the GPU with f32 GEMMs (S2S_GEMM=f32, no TF32) end
+  at the CPU run's weights and losses within TOL (the GPU's GEMMs accumulate in another order); with the default
+  bf16-operand GEMMs (f32 accumulation) within TOL_BF16;
 - stage 3 on the GPU: 2 steps + --resume auto + 2 steps are bit-identical to 4 steps (weights, moments, losses);
 - the benchmark: stage 3 of bench/bench_train.py's model (real vocabulary widths) on the GPU, its steps' tokens/s,
   TFLOP/s and MFU (GEMM flops from metrics.jsonl over the step time, against --peak-tflops, default the H100 /
@@ -29,6 +30,7 @@ import torch_train_ref as R  # noqa: E402
 S2S = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-gpu/s2s")
 PEAK = float(sys.argv[sys.argv.index("--peak-tflops") + 1]) if "--peak-tflops" in sys.argv else 989.0
 TOL = 2e-4
+TOL_BF16 = 3e-2  # bf16 operands: ~2^-8 relative per product, a few steps of AdamW on top
 probe = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True) if shutil.which("nvidia-smi") else None
 if not probe or probe.returncode:
     print("train_gpu: no GPU visible: skipped")
@@ -69,8 +71,10 @@ def recipe(name, stage, device, **over):
     return path, r["run"]["dir"]
 
 
-def train(path, *args):
-    p = subprocess.run([S2S, "train", "--config", path, "--quiet", *args], capture_output=True, text=True, timeout=1200)
+def train(path, *args, gemm="f32"):
+    env = dict(os.environ, S2S_GEMM=gemm)
+    p = subprocess.run([S2S, "train", "--config", path, "--quiet", *args], capture_output=True, text=True, timeout=1200,
+                       env=env)
     if p.returncode:
         print(p.stderr[-2000:])
     return p.returncode == 0
@@ -101,7 +105,17 @@ for name, stage, over in CASES:
     lc, lg = losses(rc), losses(rg)
     dl = max(abs(a - b) / max(abs(a), 1e-30) for a, b in zip(lc, lg))
     check(mc.keys() == mg.keys() and worst < TOL and dl < TOL,
-          f"{name}: GPU = CPU after 3 steps (weights max relative {worst:.2e}, losses {dl:.2e}; tolerance {TOL:g})")
+          f"{name}: GPU (f32 GEMMs) = CPU after 3 steps (weights max relative {worst:.2e}, losses {dl:.2e}; "
+          f"tolerance {TOL:g})")
+    pb_, rb_ = recipe(name + "_gpu_bf16", stage, "cuda", **over)
+    if train(pb_, gemm="bf16"):
+        mb_, _ = last_ckpt(rb_)
+        wb = max(float(np.abs(mc[k] - mb_[k]).max() / max(np.abs(mc[k]).max(), 1e-30)) for k in mc)
+        db = max(abs(a - b) / max(abs(a), 1e-30) for a, b in zip(lc, losses(rb_)))
+        check(wb < TOL_BF16 and db < TOL_BF16, f"{name}: GPU (bf16 GEMMs) ~ CPU (weights {wb:.2e}, losses {db:.2e}; "
+              f"tolerance {TOL_BF16:g})")
+    else:
+        check(False, f"{name}: the GPU run with bf16 GEMMs exits 0")
 
 pa, ra = recipe("resume_full", "stage3", "cuda", **{"train.max_steps": 4, "checkpoint.every": 2})
 pb, rb = recipe("resume_split", "stage3", "cuda", **{"train.max_steps": 4, "checkpoint.every": 2})
@@ -131,7 +145,7 @@ json.dump({"stage": "stage3", "seed": 7, "device": "cuda",
            "data": {"train": [os.path.dirname(shard)], "prefetch": 2},
            "train": {"batch_size": 8, "max_steps": 12, "threads": 4}, "optim": {"lr": 1e-4},
            "run": {"dir": run}, "checkpoint": {"every": 100000}}, open(path, "w"))
-if train(path):
+if train(path, gemm="bf16"):
     ms = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if '"loss"' in l][3:]
     t = sum(r["time_s"] for r in ms)
     tok = sum(r["tokens_per_s"] * r["time_s"] for r in ms)
