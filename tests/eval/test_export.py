@@ -11,7 +11,8 @@ Run by ctest as: python3 tests/eval/test_export.py S2S_BINARY BUILD_DIR (from th
   --shard-size parses as transformers' convert_file_size_to_int (5GB one file, 8Mb == 1MB, garbage refused);
 - the files: transformers' AutoTokenizer, GenerationConfig and WhisperFeatureExtractor load DIR, DIR/tts, DIR/audio;
 - `s2s forward --model EXPORT` gives the loss of `s2s forward --model CKPT/model` (f32: bit-equal; sharded the same);
-- --ckpt as a run directory and as an OpenS2S directory (an export of an export is the same);
+- --ckpt as a run directory and as an OpenS2S directory (an export of an export is the same); a run whose
+  model.init is an export carries its generation configs and feature-extractor config into the next export;
 - all or nothing: an existing DIR is refused without --force and left as it was; a failure after the weights
   were written (a bad --tokenizer) leaves no DIR and no temporary; --force swaps in the new one; SIGKILL at random
   moments leaves DIR absent or complete, and the next export cleans up.
@@ -272,6 +273,16 @@ def main():
           "generation_config.json" in p.stdout.split("copied")[1].split("\n")[0],
           "--ckpt OpenS2S dir: an export of the export is the same, its files copied")
     shutil.rmtree(r), shutil.rmtree(r2)
+
+    # A run started from an export (an OpenS2S directory) carries its files on: the next export copies them all.
+    MODEL, keep = f32, MODEL
+    _, ckx = train("from_export")
+    MODEL = keep
+    r3 = os.path.join(E, "chained")
+    p = export(ckx, r3)
+    check(p.returncode == 0 and "made from" not in p.stdout and "audio/preprocessor_config.json" in p.stdout,
+          "model.init = an export: the checkpoint's hf/ has its generation configs and audio/, nothing is made")
+    shutil.rmtree(r3)
 
     # ---- all or nothing ----
     snap = os.path.join(TMP, "snap")
