@@ -16,10 +16,11 @@ static __global__ void softmax_backward_kernel(float *dx, const float *dy, const
     const int64_t o = (int64_t)blockIdx.x * V;
     const float *dyi = dy + o, *yi = y + o;  // [V]
     float *dxi = dx + o;                     // [V]
-    float s = 0.0f;
-    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) s += dyi[j] * yi[j];
-    float d = (float)block_sum<double>((double)s);
-    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) dxi[j] += yi[j] * (dyi[j] - d);
+    // As softmax_backward_cpu: the dot and the difference in f64 (dx cancels where y is peaked).
+    double s = 0.0;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) s += (double)dyi[j] * (double)yi[j];
+    const double d = block_sum<double>(s);
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) dxi[j] += (float)((double)yi[j] * ((double)dyi[j] - d));
 }
 
 extern "C" void softmax_forward_cuda(s2s_ctx *ctx, float *y, const float *x, int64_t N, int64_t V) {
