@@ -115,3 +115,44 @@ void s2s_grad_clip_known(s2s_ctx *ctx, s2s_params *params, double norm, double m
 #endif
     }
 }
+
+// ---- raw buffers -----------------------------------------------------------------------------------------------
+
+double s2s_buf_sumsq(s2s_ctx *ctx, const float *x, int64_t n) {
+    if (n <= 0) return 0.0;
+    if (ctx->device == S2S_CPU) return sumsq_cpu(x, n);
+#ifdef S2S_HAVE_CUDA
+    s2s_arena_mark mark = s2s_arena_get_mark(ctx->cur);
+    double *slot = s2s_scratch_alloc(ctx, sizeof(double)), v = 0;  // [1] device
+    grad_sumsq_cuda(ctx, x, n, slot);
+    s2s_dev_copy(S2S_CPU, &v, ctx->device, slot, sizeof v);
+    s2s_arena_rewind(ctx->cur, mark);
+    return v;
+#else
+    S2S_NO_CUDA("buf_sumsq");
+#endif
+}
+
+void s2s_buf_scale(s2s_ctx *ctx, float *x, int64_t n, float f) {
+    if (n <= 0) return;
+    if (ctx->device == S2S_CPU) return scale_cpu(x, n, f);
+#ifdef S2S_HAVE_CUDA
+    grad_scale_cuda(ctx, x, n, f);
+#else
+    S2S_NO_CUDA("buf_scale");
+#endif
+}
+
+void s2s_buf_add(s2s_ctx *ctx, float *dst, const float *src, int64_t n) {
+    if (n <= 0) return;
+    if (ctx->device == S2S_CPU) {
+        #pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+        return;
+    }
+#ifdef S2S_HAVE_CUDA
+    add_into_cuda(ctx, dst, src, n);
+#else
+    S2S_NO_CUDA("buf_add");
+#endif
+}

@@ -112,3 +112,8 @@ double s2s_grad_norm(s2s_ctx *ctx, s2s_params *params);
 double s2s_grad_clip(s2s_ctx *ctx, s2s_params *params, double max_norm);
 // The same scaling for a norm already computed (s2s_grad_norm): a trainer that logs the norm needs it once.
 void s2s_grad_clip_known(s2s_ctx *ctx, s2s_params *params, double norm, double max_norm);
+// The same operations on a raw f32 buffer on ctx's device (ZeRO's gradient shards, train/zero.h): the f64 sum of
+// squares (blocked and added in a fixed order: the same bits for any thread count), x *= f, dst += src.
+double s2s_buf_sumsq(s2s_ctx *ctx, const float *x, int64_t n);
+void s2s_buf_scale(s2s_ctx *ctx, float *x, int64_t n, float f);
+void s2s_buf_add(s2s_ctx *ctx, float *dst, const float *src, int64_t n);

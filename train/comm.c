@@ -9,6 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "autograd/check.h"
+#include "base/err.h"
+#include "autograd/device.h"
+#include "comm_nccl.h"
 #ifdef S2S_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -20,6 +23,7 @@ typedef struct job {
     void *buf, *recv;
     const void *send;
     const int *counts;  // OP_REDUCE_SCATTER_V
+    void *mark;         // NCCL: the compute stream's work the collective waits for (NULL: an MPI job)
     int64_t n;
     s2s_comm_dtype dt;
     s2s_comm_op op;
@@ -31,6 +35,8 @@ typedef struct job {
 struct s2s_comm {
     int rank, world, local_rank;
     bool mpi;
+    s2s_device device;   // where the f32 collectives' buffers live (s2s_comm_use_device)
+    s2s_nccl *nccl;      // the CUDA backend: f32 collectives on GPU buffers; NULL: MPI moves everything
     double timeout_s;
     pthread_t worker;
     pthread_mutex_t mu;
@@ -64,6 +70,17 @@ static size_t dt_size(s2s_comm_dtype d) { return d == S2S_COMM_F32 ? 4 : 8; }
 #define CHUNK ((int64_t)1 << 28)  // MPI counts are int: large buffers go in pieces
 
 static void run_job(s2s_comm *c, job *j) {
+#ifdef S2S_HAVE_NCCL
+    if (j->mark) {
+        switch (j->kind) {
+        case OP_ALLREDUCE: s2s_nccl_allreduce(c->nccl, j->mark, j->buf, j->n); return;
+        case OP_REDUCE_SCATTER: s2s_nccl_reduce_scatter(c->nccl, j->mark, j->send, j->recv, j->n); return;
+        case OP_REDUCE_SCATTER_V: s2s_nccl_reduce_scatter_v(c->nccl, j->mark, j->send, j->recv, j->counts); return;
+        case OP_ALLGATHER: s2s_nccl_allgather(c->nccl, j->mark, j->send, j->recv, j->n); return;
+        default: break;
+        }
+    }
+#endif
     int rc = MPI_SUCCESS;
     switch (j->kind) {
     case OP_ALLREDUCE:
@@ -164,6 +181,9 @@ void s2s_comm_free(s2s_comm *c) {
         pthread_cond_broadcast(&c->cv_work);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->worker, NULL);
+#ifdef S2S_HAVE_NCCL
+        s2s_nccl_free(c->nccl);
+#endif
         MPI_Finalize();
     }
 #endif
@@ -174,6 +194,27 @@ void s2s_comm_set_timeout(s2s_comm *c, double seconds) {
     if (seconds > 0) c->timeout_s = seconds;
 }
 
+int s2s_comm_use_device(s2s_comm *c, s2s_device dev, char *err, size_t errlen) {
+    c->device = dev;
+    if (dev != S2S_CUDA || c->world == 1) return 0;
+#ifdef S2S_HAVE_NCCL
+    // Rank 0's unique id to every rank over MPI, then the NCCL communicator, collectively.
+    char id[S2S_NCCL_ID_BYTES] = {0};
+    int rc = c->rank == 0 ? s2s_nccl_unique_id(id, err, errlen) : 0;
+    if (s2s_comm_agree(c, rc, err, errlen, NULL)) return -1;
+    s2s_comm_bcast(c, id, sizeof id, 0);
+    c->nccl = s2s_nccl_init(id, c->rank, c->world, err, errlen);
+    return s2s_comm_agree(c, c->nccl ? 0 : -1, err, errlen, NULL);
+#else
+    (void)dev;
+    return s2s_errf(err, errlen, "device cuda on %d ranks: the gradient collectives on GPU memory need NCCL, which "
+                    "this s2s was built without (CMake found no nccl.h / libnccl); run one rank, or device: cpu",
+                    c->world);
+#endif
+}
+
+const char *s2s_comm_collectives(const s2s_comm *c) { return c->nccl ? "nccl" : c->mpi ? "mpi" : "self"; }
+
 int s2s_comm_rank(const s2s_comm *c) { return c->rank; }
 int s2s_comm_world(const s2s_comm *c) { return c->world; }
 int s2s_comm_local_rank(const s2s_comm *c) { return c->local_rank; }
@@ -181,20 +222,29 @@ const char *s2s_comm_backend(const s2s_comm *c) { return c->mpi ? "mpi" : "self"
 
 // ---- one rank: the identity ------------------------------------------------------------------------------------
 
-static void self_job(const job *j) {
+static void self_job(const s2s_comm *c, const job *j) {
     if (j->kind == OP_REDUCE_SCATTER_V && j->recv != j->send)
-        memmove(j->recv, j->send, (size_t)j->counts[0] * sizeof(float));
+        s2s_dev_copy(c->device, j->recv, c->device, j->send, (size_t)j->counts[0] * sizeof(float));
     if (j->kind == OP_REDUCE_SCATTER || j->kind == OP_ALLGATHER)
-        if (j->recv != j->send) memmove(j->recv, j->send, (size_t)j->n * sizeof(float));
+        if (j->recv != j->send) s2s_dev_copy(c->device, j->recv, c->device, j->send, (size_t)j->n * sizeof(float));
+}
+
+// The collectives whose buffers are the f32 data of the run (on its device); the rest are host-side agreements.
+static bool device_job(const job *j) {
+    return j->kind == OP_REDUCE_SCATTER || j->kind == OP_REDUCE_SCATTER_V || j->kind == OP_ALLGATHER ||
+           (j->kind == OP_ALLREDUCE && j->dt == S2S_COMM_F32);
 }
 
 static s2s_comm_handle submit(s2s_comm *c, job j) {
     if (!c->mpi) {
-        self_job(&j);
+        self_job(c, &j);
         c->done = ++c->submitted;
         return c->done;
     }
 #ifdef S2S_HAVE_MPI
+#ifdef S2S_HAVE_NCCL
+    if (c->nccl && device_job(&j)) j.mark = s2s_nccl_mark();  // on the submitting thread: its compute stream
+#endif
     pthread_mutex_lock(&c->mu);
     while (c->submitted - c->done >= QCAP) pthread_cond_wait(&c->cv_done, &c->mu);
     c->q[c->submitted % QCAP] = j;

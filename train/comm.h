@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "autograd/tensor.h"
 
 typedef enum { S2S_COMM_SUM, S2S_COMM_MAX, S2S_COMM_MIN } s2s_comm_op;
 typedef enum { S2S_COMM_F32, S2S_COMM_F64, S2S_COMM_I64 } s2s_comm_dtype;
@@ -28,6 +29,12 @@ int s2s_comm_rank(const s2s_comm *c);
 int s2s_comm_world(const s2s_comm *c);
 int s2s_comm_local_rank(const s2s_comm *c);  // rank within the node (device selection)
 const char *s2s_comm_backend(const s2s_comm *c);  // "self", "mpi"
+// The device of the run's f32 data. CUDA on several ranks sets up NCCL (through MPI: every rank must call it):
+// from then on the f32 collectives (all-reduce of F32, reduce-scatter, all-gather) take GPU buffers and run on
+// NCCL's stream after the compute stream's work so far; the F64 / I64 agreements and broadcasts stay on MPI with
+// host buffers. 0, or -1 with err (no NCCL in this build, or its set-up failed on some rank).
+int s2s_comm_use_device(s2s_comm *c, s2s_device dev, char *err, size_t errlen);
+const char *s2s_comm_collectives(const s2s_comm *c);  // what moves the f32 data: "nccl", "mpi", "self"
 
 // ---- asynchronous collectives: the buffers must stay untouched until s2s_comm_wait returns ---------------------
 typedef int64_t s2s_comm_handle;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "autograd/check.h"
+#include "autograd/device.h"
 
 static int64_t bucket_elems(double bucket_mb) {
     int64_t per = (int64_t)(bucket_mb * (1 << 20) / sizeof(float));
@@ -72,14 +73,15 @@ static int64_t bucket_find(const s2s_grad_overlap *o, int64_t at) {  // the buck
 
 static void bucket_alloc(s2s_grad_overlap *o, int64_t b) {
     const int64_t n = o->start[b + 1] - o->start[b];
-    o->buf[b] = s2s_calloc((size_t)n, sizeof(float));  // zero: gradients accumulate into it
+    o->buf[b] = s2s_dev_alloc(o->P->device, (size_t)n * sizeof(float));
+    s2s_dev_memset0(o->P->device, o->buf[b], (size_t)n * sizeof(float));  // zero: gradients accumulate into it
     o->live += n * (int64_t)sizeof(float);
     if (o->live > o->peak) o->peak = o->live;
 }
 
 static void bucket_release(s2s_grad_overlap *o, int64_t b) {
     if (!o->buf[b]) return;
-    free(o->buf[b]);
+    s2s_dev_free(o->P->device, o->buf[b]);
     o->buf[b] = NULL;
     o->live -= (o->start[b + 1] - o->start[b]) * (int64_t)sizeof(float);
 }

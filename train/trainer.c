@@ -183,7 +183,7 @@ static int accumulate(trainer *t, step_stats *st, char *err, size_t errlen) {
         if (overlap) {
             const double tw = s2s_now();
             int64_t nb, peak, early = s2s_grad_overlap_end(&ov, &nb, &peak);  // the rest, and the wait
-            if (z2) s2s_zero_accumulate(&t->zero, g);
+            if (z2) s2s_zero_accumulate(&t->zero, t->ctx, g);
             st->t_comm += s2s_now() - tw;
             if (peak > st->grad_peak) st->grad_peak = peak;
             if ((t->step == 0 || t->step == t->first_step) && g == G - 1)
@@ -355,7 +355,7 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
         // update and leaves parameters and moments as they were.
         const double lr = r->lr * s2s_schedule_lambda(t->sched, t->step, r->warmup_steps, r->max_steps);
         double tc = s2s_now();
-        double norm = t->zero_on ? s2s_zero_reduce(&t->zero, t->comm, &t->P) : s2s_grad_norm(t->ctx, &t->P);
+        double norm = t->zero_on ? s2s_zero_reduce(&t->zero, t->comm, t->ctx, &t->P) : s2s_grad_norm(t->ctx, &t->P);
         if (t->zero_on) st.t_comm += s2s_now() - tc;
         else st.t_optim += s2s_now() - tc;
         const double to = s2s_now();
@@ -368,7 +368,7 @@ static int run(trainer *t, const s2s_train_opts *o, s2s_train_result *res, char 
         } else {
             t->bad = 0;
             if (t->zero_on) {
-                s2s_zero_clip(&t->zero, norm, r->clip);
+                s2s_zero_clip(&t->zero, t->ctx, norm, r->clip);
                 s2s_zero_update(&t->zero, t->ctx, &t->opt, &t->P, lr);
                 st.t_optim += s2s_now() - to;
                 tc = s2s_now();

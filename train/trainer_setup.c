@@ -250,17 +250,14 @@ int trainer_setup(trainer *t, const s2s_train_opts *o, char *err, size_t errlen)
     char dev_info[256] = "";
     if (!rc) rc = s2s_device_open(t->r.device, s2s_comm_local_rank(t->comm), &t->dev, dev_info, sizeof dev_info, err,
                                   errlen);
-    // The collectives run on host memory (MPI without CUDA awareness): GPU buffers need the NCCL backend.
-    if (!rc && t->dev == S2S_CUDA && t->world > 1)
-        rc = s2s_errf(err, errlen, "device cuda on %d ranks: the gradient collectives on GPU memory need the NCCL "
-                      "backend, which this s2s does not have yet; run one rank per job on a GPU, or device: cpu",
-                      t->world);
     if (t->world > 1) rc = s2s_comm_agree(t->comm, rc, err, errlen, NULL);
+    // GPU buffers move through NCCL (set up over MPI, collectively): only once every rank has its device.
+    if (!rc && t->world > 1) rc = s2s_comm_use_device(t->comm, t->dev, err, errlen);
     if (rc) {
         t->agreed = true;
         return -1;
     }
-    if (t->dev == S2S_CUDA) trainer_log(t, "device %s", dev_info);
+    if (t->dev == S2S_CUDA) trainer_log(t, "device %s, collectives %s", dev_info, s2s_comm_collectives(t->comm));
     if (o && o->resume) {
         // Rank 0 looks (and removes an incomplete .tmp-* checkpoint); every rank continues from what it found.
         char dir[4200] = {0};

@@ -12,6 +12,7 @@
 
 typedef struct s2s_zero {
     int rank, world, level;  // level: 1 or 2
+    s2s_device device;       // where the buffers live: the registry's
     int64_t blk;         // elements per rank (the layout padded to world * blk)
     float *send;         // [world * blk] the local gradients, padded for the reduce-scatter (NULL: no padding)
     float *g;            // [blk] the summed gradients of this rank's range
@@ -26,13 +27,13 @@ typedef struct s2s_zero {
 void s2s_zero_init(s2s_zero *z, s2s_comm *c, s2s_params *P, s2s_adam_state *opt, int level);
 void s2s_zero_free(s2s_zero *z);
 // Stage 1: reduce-scatter the local gradients. Both: returns the global gradient norm (before clipping).
-double s2s_zero_reduce(s2s_zero *z, s2s_comm *c, const s2s_params *P);
+double s2s_zero_reduce(s2s_zero *z, s2s_comm *c, s2s_ctx *ctx, const s2s_params *P);
 // Stage 2: where micro-batch `micro` (0-based within the step) lands its buckets (s2s_grad_overlap_begin), and
 // folding it into the rank's gradient once its backward has ended.
 const s2s_grad_shard *s2s_zero_shard(s2s_zero *z, int64_t micro);
-void s2s_zero_accumulate(s2s_zero *z, int64_t micro);
+void s2s_zero_accumulate(s2s_zero *z, s2s_ctx *ctx, int64_t micro);
 // Scale this rank's gradients to a global norm of at most max_norm (clip_grad_norm_ semantics).
-void s2s_zero_clip(s2s_zero *z, double norm, double max_norm);
+void s2s_zero_clip(s2s_zero *z, s2s_ctx *ctx, double norm, double max_norm);
 // Update this rank's range with lr.
 void s2s_zero_update(s2s_zero *z, s2s_ctx *ctx, s2s_adam_state *opt, s2s_params *P, double lr);
 // All-gather every rank's updated range into P.

@@ -5,6 +5,7 @@ then a training benchmark on the GPU. Part of tests/gpu/run.sh; needs a visible 
   at the CPU run's weights and losses within TOL (the GPU's GEMMs accumulate in another order); with the default
   bf16-operand GEMMs (f32 accumulation) within TOL_BF16;
 - stage 3 on the GPU: 2 steps + --resume auto + 2 steps are bit-identical to 4 steps (weights, moments, losses);
+- with 2 GPUs: 2 ranks through NCCL, dist.zero 0, 1 and 2, equal 1 GPU x grad_accum 2 within TOL;
 - the benchmark: stage 3 of bench/bench_train.py's model (real vocabulary widths) on the GPU, its steps' tokens/s,
   TFLOP/s and MFU (GEMM flops from metrics.jsonl over the step time, against --peak-tflops, default the H100 /
   H200 dense bf16 figure 989: the f32 path cannot reach it, which is the point of the mixed-precision work).
@@ -128,6 +129,29 @@ if train(pa) and train(pb, "--stop-after", "2") and train(pb, "--resume", "auto"
     check(same and losses(ra) == losses(rb), "GPU stage 3: 2 + resume + 2 steps = 4 steps, bit for bit")
 else:
     check(False, "GPU stage 3: 4 steps, and 2 + --resume auto + 2, exit 0")
+
+# ---- 2 ranks through NCCL (NCCL refuses two ranks on one GPU: needs two) -------------------------------------------
+n_gpu = len([l for l in probe.stdout.splitlines() if l.startswith("GPU ")])
+if n_gpu >= 2 and shutil.which("mpirun"):
+    env = dict(os.environ, S2S_GEMM="f32", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    p1, r1 = recipe("nccl_one", "stage3", "cuda", **{"train.batch_size": 1, "train.grad_accum": 2})
+    ok1 = train(p1)
+    for zero in (0, 1, 2):
+        pz, rz = recipe(f"nccl_zero{zero}", "stage3", "cuda", **{"train.batch_size": 1, "dist.zero": zero,
+                                                                  "dist.bucket_mb": 0.05})
+        q = subprocess.run(["mpirun", "-np", "2", S2S, "train", "--config", pz, "--quiet"], capture_output=True,
+                           text=True, timeout=1200, env=env)
+        if ok1 and q.returncode == 0:
+            m1, _ = last_ckpt(r1)
+            mz, _ = last_ckpt(rz)
+            w = max(float(np.abs(m1[k] - mz[k]).max() / max(np.abs(m1[k]).max(), 1e-30)) for k in m1)
+            log = open(os.path.join(rz, "logs", "rank_0.log")).read()
+            check(w < TOL and "collectives nccl" in log,
+                  f"2 GPUs through NCCL, dist.zero {zero}: = 1 GPU x grad_accum 2 (max relative {w:.2e})")
+        else:
+            check(False, f"2 GPUs through NCCL, dist.zero {zero}: runs ({q.stderr[-500:]})")
+else:
+    print(f"skip: 2 ranks through NCCL need 2 GPUs ({n_gpu} visible; NCCL refuses two ranks on one device)")
 
 # ---- the benchmark ---------------------------------------------------------------------------------------------
 import bench_train as B  # noqa: E402
