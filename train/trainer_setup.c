@@ -184,6 +184,7 @@ static s2s_loader *open_loader(trainer *t, const s2s_str_list *paths, bool eval,
                             .token_budget = eval ? 0 : r->token_budget, .bucket_window = eval ? 0 : r->bucket_window,
                             .no_shuffle = eval, .prefetch = (int)r->prefetch, .mel = t->stage->mode != S2S_BATCH_TTS,
                             .mel_threads = (int)r->mel_threads,
+                            .emotion_classes = r->emotion_weight > 0 ? (int)r->emotion_classes : 0,
                             .llm_tokenizer_sha256 = *t->llm_sha ? t->llm_sha : NULL,
                             .tts_tokenizer_sha256 = *t->tts_sha ? t->tts_sha : NULL};
     if (r->token_budget > 0 && !eval) lc.batch_samples = 0;

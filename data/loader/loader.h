@@ -27,6 +27,7 @@ typedef struct s2s_loader_config {
     int mel_threads;           // OpenMP threads of the background thread's log-mel (0 = 1)
     int max_open;              // shard handles the reader keeps open (0 = 256); more shards are reopened LRU
     int check_samples;         // 1: also read and check every sample at open (as `s2s inspect`; slow)
+    int emotion_classes;       // > 0: every sample's emotion class must be below it (stage 1's emotion head)
     const char *llm_tokenizer_sha256;  // non-NULL: a shard's non-empty hash must equal it
     const char *tts_tokenizer_sha256;
 } s2s_loader_config;

@@ -201,6 +201,13 @@ static int scan_shard(loader_index *ix, int si, const s2s_loader_config *cfg, ag
             goto out;
         }
         cost[base + i] = (int32_t)c;
+        const int emo = cfg->emotion_classes > 0 ? s2s_shard_emotion(s, i) : -1;
+        if (emo >= cfg->emotion_classes) {
+            rc = s2s_derr_set(e, "loader: %s: sample %lld: emotion class %d, but emotion.classes is %d (the classes "
+                              "the shards were made with must fit the head)", path, (long long)i, emo,
+                              cfg->emotion_classes);
+            goto out;
+        }
     }
     ix->first[si + 1] = base + n;
 out:

@@ -103,6 +103,7 @@ const s2s_shard_meta *s2s_shard_get_meta(const s2s_shard *s);
 const char *s2s_shard_path(const s2s_shard *s);
 int64_t s2s_shard_num_samples(const s2s_shard *s);
 void s2s_shard_lengths(const s2s_shard *s, int64_t i, s2s_shard_len *out);  // 0 <= i < n, unchecked (hot path)
+int s2s_shard_emotion(const s2s_shard *s, int64_t i);  // sample i's emotion class, -1 none (0 <= i < n)
 
 // Which optional groups are present (S2S_SHARD_HAS_* bits, plus S2S_SHARD_GROUP_AUDIO).
 enum { S2S_SHARD_GROUP_AUDIO = 1 << 8 };

@@ -502,3 +502,5 @@ int s2s_shard_read(s2s_shard *s, int64_t i, s2s_shard_sample *o, s2s_derr *e) {
     s2s_h5_quiet_end(q);
     return rc;
 }
+
+int s2s_shard_emotion(const s2s_shard *s, int64_t i) { return s->emotion[i]; }

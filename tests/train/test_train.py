@@ -9,7 +9,8 @@ Run by ctest as: python3 tests/train/test_train.py S2S_BINARY BUILD_DIR (from th
 - what a stage trains: stage 1 changes only the adapter, stage 2b only the TTS-LM and the bridges;
 - SIGKILL at random moments (checkpoint every step) leaves a resumable run that ends where an uninterrupted one
   does; SIGTERM finishes the step, checkpoints and exits 0;
-- bad input stops before step 1 with the key / file named: an unknown key, shards of the wrong kind, a resume
+- bad input stops before step 1 with the key / file named: an unknown key, shards of the wrong kind, an emotion
+  class beyond emotion.classes (shard and sample named), a resume
   whose stage differs, a run whose loss turns non-finite stops after train.max_bad_steps.
 """
 import json
@@ -327,6 +328,12 @@ def errors():
     p = train(path, "--set", "model.tokenizer=configs/tiny/tts-tokenizer", ok=False)
     check(p.returncode != 0 and "sha256" in p.stderr.lower() or "hash" in p.stderr.lower(),
           "a tokenizer whose hash differs from the shards' is refused")
+    pe, re_ = recipe("bad_emotion", "stage1", **{"emotion.weight": 1.0, "emotion.classes": 2})
+    p = train(pe, ok=False)
+    check(p.returncode != 0 and "align-00000.h5: sample" in p.stderr and "emotion class 2" in p.stderr
+          and "emotion.classes is 2" in p.stderr and not os.path.exists(os.path.join(re_, "metrics.jsonl")),
+          f"an emotion class the head cannot hold stops the run before step 1, naming shard and sample: "
+          f"{p.stderr.strip().splitlines()[-1][:160] if p.stderr.strip() else ''!r}")
     p = train(path, "--stop-after", "1")
     q = train(path, "--resume", "auto", "--set", "stage=stage2b", ok=False)
     check(q.returncode != 0 and "'stage'" in q.stderr, "a resume whose stage differs is refused, naming the field")
