@@ -6,7 +6,8 @@ then a training benchmark on the GPU. Part of tests/gpu/run.sh; needs a visible 
   bf16-operand GEMMs (f32 accumulation) within TOL_BF16;
 - stage 3 on the GPU: 2 steps + --resume auto + 2 steps are bit-identical to 4 steps (weights, moments, losses);
 - with 2 GPUs: 2 ranks through NCCL, dist.zero 0, 1 and 2, equal 1 GPU x grad_accum 2 within TOL;
-- the benchmark: stage 3 of bench/bench_train.py's model (real vocabulary widths) on the GPU, its steps' tokens/s,
+- the benchmarks: the TTS-LM at Qwen3-1.7B shapes (8 of 28 layers) trained as in stage 2a on ~2048 positions, and
+  stage 3 of bench/bench_train.py's model (real vocabulary widths) on the GPU, its steps' tokens/s,
   TFLOP/s and MFU (GEMM flops from metrics.jsonl over the step time, against --peak-tflops, default the H100 /
   H200 dense bf16 figure 989: the f32 path cannot reach it, which is the point of the mixed-precision work).
 
@@ -178,6 +179,42 @@ if train(path, gemm="bf16"):
           f"{fl / t / 1e12:.2f} TFLOP/s, MFU {100 * fl / t / 1e12 / PEAK:.1f}% of {PEAK:g} TFLOP/s")
 else:
     check(False, "the GPU benchmark run exits 0")
+
+# The TTS-LM at Qwen3-1.7B's shapes (hidden 2048, FFN 6144, 16 / 8 heads of 128, 168,320 rows, tied), 8 of its 28
+# layers, trained alone as in stage 2a on samples of ~2048 positions (a few text tokens + 2,040 units).
+rng = np.random.default_rng(3)
+man = os.path.join(TMP, "long_tts.jsonl")
+with open(man, "w") as f:
+    for i in range(16):
+        f.write(json.dumps({"text": R._text(rng, 4, 8), "units": R._units(rng, 2040, 2041)}) + "\n")
+long_sh = os.path.join(TMP, "long_shards")
+subprocess.run([S2S, "prep", "--manifest", man, "--tokenizer", os.path.join(ROOT, "configs/tiny/tokenizer"),
+                "--tts-tokenizer", os.path.join(ROOT, "configs/tiny/tts-tokenizer"), "--out", long_sh, "--overwrite",
+                "--quiet"], check=False, capture_output=True, timeout=600)
+cfg17 = json.load(open(os.path.join(ROOT, "configs", "tiny", "model.json")))
+cfg17["tts_lm_config"].update(vocab_size=168320, hidden_size=2048, intermediate_size=6144, num_hidden_layers=8,
+                              num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True,
+                              max_position_embeddings=40960)
+c17, m17 = os.path.join(TMP, "tts17.json"), os.path.join(TMP, "tts17_model")
+json.dump(cfg17, open(c17, "w"))
+init = subprocess.run([S2S, "init", "--config", c17, "--out", m17, "--seed", "1", "--shard-mb", "100000"],
+                      capture_output=True, text=True, timeout=600)
+run17 = os.path.join(TMP, "runs", "tts17")
+p17 = os.path.join(TMP, "tts17.yaml")
+json.dump({"stage": "stage2a", "seed": 7, "device": "cuda",
+           "model": {"init": m17, "tokenizer": os.path.join(ROOT, "configs/tiny/tokenizer"),
+                     "tts_tokenizer": os.path.join(ROOT, "configs/tiny/tts-tokenizer")},
+           "data": {"train": [long_sh], "prefetch": 2}, "train": {"batch_size": 1, "max_steps": 10, "threads": 4},
+           "optim": {"lr": 1e-4}, "run": {"dir": run17}, "checkpoint": {"every": 100000}}, open(p17, "w"))
+if init.returncode == 0 and os.path.isdir(long_sh) and train(p17, gemm="bf16"):
+    ms = [json.loads(l) for l in open(os.path.join(run17, "metrics.jsonl")) if '"loss"' in l][3:]
+    t = sum(r["time_s"] for r in ms)
+    tok = sum(r["tokens_per_s"] * r["time_s"] for r in ms)
+    fl = sum(r["flops_fwd"] + r["flops_bwd"] for r in ms)
+    print(f"bench: TTS-LM at Qwen3-1.7B shapes (8 of 28 layers), ~2048 positions: {tok / t:.0f} tokens/s, "
+          f"{fl / t / 1e12:.2f} TFLOP/s (GEMMs), MFU {100 * fl / t / 1e12 / PEAK:.1f}% of {PEAK:g} (target >= 50%)")
+else:
+    check(False, f"the TTS-LM benchmark runs ({init.stderr[-300:]})")
 
 print("\n| result | check |\n|---|---|")
 for r, w in rows:
