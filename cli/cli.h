@@ -14,4 +14,4 @@ extern const s2s_cmd s2s_cmd_mel;
 extern const s2s_cmd s2s_cmd_prep;
 extern const s2s_cmd s2s_cmd_units;
 extern const s2s_cmd s2s_cmd_init, s2s_cmd_forward, s2s_cmd_train, s2s_cmd_plot;
-extern const s2s_cmd s2s_cmd_export, s2s_cmd_chat;
+extern const s2s_cmd s2s_cmd_export, s2s_cmd_chat, s2s_cmd_generate_continuations;
