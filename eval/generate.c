@@ -65,8 +65,8 @@ void s2s_generate_qwen3(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_kv_cache *kv, s2s_
     s2s_sampler_free(&smp);
 }
 
-void s2s_generate_qwen3_batch(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_kv_cache *const *kv, s2s_tensor *const *prompts,
-                              int B, const s2s_generate_cfg *cfg, s2s_generate_out *out) {
+void s2s_generate_qwen3_batch(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_kv_cache *const *kv,
+                              s2s_tensor *const *prompts, int B, const s2s_generate_cfg *cfg, s2s_generate_out *out) {
     const int64_t H = q->cfg.hidden_size, V = q->cfg.vocab_size;
     S2S_CHECK(B >= 1 && B <= S2S_DECODE_MAX_BATCH, "generate (%s): batch of %d sequences (1..%d)", q->prefix, B,
               S2S_DECODE_MAX_BATCH);

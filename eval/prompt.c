@@ -1,4 +1,4 @@
-// prompt.c — model_worker.py's prompt (prompt.h).
+// prompt.c — Qwen3's chat template for plain messages, and model_worker.py's prompt built on it (prompt.h).
 #include "prompt.h"
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +101,8 @@ int s2s_prompt_build(s2s_tok_encoder *enc, const char *system, const s2s_prompt_
     if (!system) system = S2S_PROMPT_SYSTEM;
     buf u = {0};  // the user's content: its items in order
     put(&u, "");
-    for (int i = 0; i < n_items; i++) put(&u, items[i].text ? items[i].text : "<|im_audio_start|>" AUDIO_TOKEN "<|im_audio_end|>");
+    for (int i = 0; i < n_items; i++)
+        put(&u, items[i].text ? items[i].text : "<|im_audio_start|>" AUDIO_TOKEN "<|im_audio_end|>");
     const s2s_chat_msg msgs[2] = {{"system", system}, {"user", u.s}};
     const int sys = *system != 0;  // model_worker skips a falsy system prompt
     buf b = {.s = s2s_prompt_render_qwen3(msgs + !sys, 1 + sys, true, false)};
