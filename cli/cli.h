@@ -14,4 +14,4 @@ extern const s2s_cmd s2s_cmd_mel;
 extern const s2s_cmd s2s_cmd_prep;
 extern const s2s_cmd s2s_cmd_units;
 extern const s2s_cmd s2s_cmd_init, s2s_cmd_forward, s2s_cmd_train, s2s_cmd_plot, s2s_cmd_plan;
-extern const s2s_cmd s2s_cmd_export, s2s_cmd_chat, s2s_cmd_eval;
+extern const s2s_cmd s2s_cmd_export, s2s_cmd_chat, s2s_cmd_eval, s2s_cmd_generate_continuations;

@@ -6,7 +6,8 @@
 
 static const s2s_cmd *commands[] = {&s2s_cmd_version, &s2s_cmd_tokenize, &s2s_cmd_inspect, &s2s_cmd_mel,
                                     &s2s_cmd_prep, &s2s_cmd_units, &s2s_cmd_init, &s2s_cmd_forward, &s2s_cmd_train,
-                                    &s2s_cmd_plan, &s2s_cmd_plot, &s2s_cmd_export, &s2s_cmd_chat, &s2s_cmd_eval};
+                                    &s2s_cmd_plan, &s2s_cmd_plot, &s2s_cmd_export, &s2s_cmd_chat, &s2s_cmd_eval,
+                                    &s2s_cmd_generate_continuations};
 
 static void usage(FILE *f) {
     fprintf(f, "usage: s2s <command> [options]\n\ncommands:\n");

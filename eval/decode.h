@@ -13,5 +13,12 @@
 // inputs_embeds). Appends the n rows' keys and values to kv and returns their final-norm hidden states [n, H] in
 // ctx's arena. Fails, before changing kv, when kv is not q's shape or would exceed its max_len.
 s2s_tensor *s2s_decode_step(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_kv_cache *kv, s2s_tensor *x);
+// B sequences stepped together: x [B*r, H] holds r rows of each sequence in turn (sequence b's rows are
+// b*r .. b*r+r-1), and sequence b attends against, and appends to, its own cache kv[b] (B distinct caches of any
+// lengths). The projections and the MLP run on all B*r rows in one GEMM each, so a token step of B sequences
+// reads every weight once instead of B times. Returns [B*r, H]; each row is what s2s_decode_step of its sequence
+// alone gives (the same math; the GEMM's summation order for B rows may differ from one row's in the last bit).
+#define S2S_DECODE_MAX_BATCH 256
+s2s_tensor *s2s_decode_step_batch(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_kv_cache *const *kv, int B, s2s_tensor *x);
 // Logits [n, V] of rows row0 .. row0+n-1 of h [T, H] through the lm_head (embed_tokens when tied), no tape.
 s2s_tensor *s2s_decode_logits(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_tensor *h, int64_t row0, int64_t n);

@@ -33,3 +33,12 @@ typedef struct s2s_generate_out {
 void s2s_generate_qwen3(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_kv_cache *kv, s2s_tensor *prompt,
                         const s2s_generate_cfg *cfg, s2s_generate_out *out);
 void s2s_generate_out_free(s2s_generate_out *o);
+
+// B independent generations stepped together (s2s_decode_step_batch): sequence b's prompt prompts[b] [T_b, H]
+// is prefilled alone into kv[b] (prompts differ in length), then every unfinished sequence feeds its token in
+// one batched step, until each has hit an EOS or max_new_tokens; a finished one drops out of the batch. Each
+// sequence has its own sampler seeded with cfg->seed, so out[b] is what s2s_generate_qwen3 gives for that prompt
+// alone (greedy: the same argmax, up to the last-bit GEMM order of a batch, see decode.h). cfg->want_hidden is
+// not supported here.
+void s2s_generate_qwen3_batch(s2s_ctx *ctx, const s2s_qwen3 *q, s2s_kv_cache *const *kv, s2s_tensor *const *prompts,
+                              int B, const s2s_generate_cfg *cfg, s2s_generate_out *out);

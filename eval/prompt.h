@@ -9,6 +9,7 @@
 //   <think>\n\n</think>\n\n
 // (tests/eval/test_prompt.py checks it against transformers' apply_chat_template with Qwen3's template).
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 #include "data/tokenizer/tokenizer.h"
 
@@ -25,6 +26,21 @@ typedef struct s2s_prompt {
     int n_audio;
     char *text;    // the rendered prompt (what apply_chat_template returned, plus <|im_tts_start|>)
 } s2s_prompt;
+
+// One chat message as apply_chat_template takes it: a role and a string content.
+typedef struct s2s_chat_msg {
+    const char *role;     // "system", "user" or "assistant"
+    const char *content;
+} s2s_chat_msg;
+
+// Qwen3's chat_template (no tools) rendered as transformers' apply_chat_template(messages, tokenize=False,
+// add_generation_prompt, enable_thinking) renders it: a first system message as
+// <|im_start|>system\n{content}<|im_end|>\n; user (and later system) messages as <|im_start|>{role}\n{content}
+// <|im_end|>\n; an assistant message with its "<think>..</think>" split off the content as the template does,
+// the think block shown only after the last user query (for the last message or one with reasoning); then
+// <|im_start|>assistant\n, with <think>\n\n</think>\n\n when thinking is off. Returns a malloc'd string.
+// A "tool" message is refused (tools are not rendered here).
+char *s2s_prompt_render_qwen3(const s2s_chat_msg *m, int n, bool add_generation_prompt, bool enable_thinking);
 
 // system NULL: S2S_PROMPT_SYSTEM; "" : no system message (model_worker skips a falsy one). 0, or -1 with err
 // (text that is not UTF-8).
