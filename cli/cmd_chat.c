@@ -36,7 +36,8 @@ static void flush_text(stream *st, bool final) {
     free(t);
 }
 
-static void on_text(void *user, const int32_t *ids, int64_t n) {
+static void on_text(void *user, int b, const int32_t *ids, int64_t n) {
+    (void)b;
     stream *st = user;
     if (st->n_text + n > st->cap) {
         st->cap = (st->n_text + n) * 2 + 64;
@@ -47,7 +48,8 @@ static void on_text(void *user, const int32_t *ids, int64_t n) {
     if (!st->quiet) flush_text(st, false);
 }
 
-static void on_units(void *user, const int32_t *ids, int64_t n) {
+static void on_units(void *user, int b, const int32_t *ids, int64_t n) {
+    (void)b;
     stream *st = user;
     if (!st->units) return;
     int32_t *u = s2s_malloc((size_t)(n + 1) * sizeof *u);

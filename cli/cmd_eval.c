@@ -10,7 +10,7 @@
 static int run(int argc, char **argv) {
     const char *model = NULL, *ckpt = NULL, *device = "cpu", *manifest = NULL, *out = NULL;
     static s2s_arg_list data;
-    int64_t threads = 0, max_samples = 0, max_new = 0, tts_max_new = 0, seed = 0;
+    int64_t threads = 0, max_samples = 0, max_new = 0, tts_max_new = 0, seed = 0, batch = 8;
     double temperature = -1, top_p = -1;
     bool json = false, quiet = false;
     const s2s_arg args[] = {
@@ -25,6 +25,7 @@ static int run(int argc, char **argv) {
         {"--temperature", S2S_ARG_F64, &temperature, "T", "with --manifest: 0 greedy, > 0 sampled text"},
         {"--top-p", S2S_ARG_F64, &top_p, "P", "with --manifest: nucleus sampling of the text"},
         {"--seed", S2S_ARG_INT, &seed, "S", "with --manifest: item i samples with seed S + i"},
+        {"--batch", S2S_ARG_INT, &batch, "N", "with --manifest: items answered together (default 8; 1..256)"},
         {"--json", S2S_ARG_FLAG, &json, NULL, "print the result as one JSON object"},
         {"--quiet", S2S_ARG_FLAG, &quiet, NULL, "no progress line"},
         {"--device", S2S_ARG_STR, &device, "cpu|cuda", "where the model runs (default cpu)"},
@@ -52,7 +53,13 @@ static int run(int argc, char **argv) {
             fprintf(stderr, "s2s eval: %s\n", err);
             return 1;
         }
-        s2s_eval_manifest_opts mo = {.manifest = manifest, .out = out, .reply = s2s_reply_defaults(), .quiet = quiet};
+        if (batch < 1 || batch > 256) {
+            fprintf(stderr, "s2s eval: --batch %lld: 1..256\n", (long long)batch);
+            s2s_session_close(&s);
+            return 2;
+        }
+        s2s_eval_manifest_opts mo = {.manifest = manifest, .out = out, .reply = s2s_reply_defaults(),
+                                     .batch = (int)batch, .quiet = quiet};
         mo.reply.max_new_tokens = max_new, mo.reply.tts_max_new_tokens = tts_max_new;
         mo.reply.temperature = temperature, mo.reply.top_p = top_p, mo.reply.seed = (uint64_t)seed;
         s2s_eval_manifest_result mr;

@@ -18,9 +18,9 @@ typedef struct s2s_chat_cfg {
     s2s_sample_cfg sample, tts_sample;           // greedy or HF's warpers, per model
     uint64_t seed;                               // one stream per model and round is derived from it
     const float *spk;                            // [512] speaker embedding; NULL: zeros (what OpenS2S's generate uses)
-    // Streaming: called after each round with that round's new ids (text tokens; units in the TTS vocabulary).
-    void (*on_text)(void *user, const int32_t *ids, int64_t n);
-    void (*on_units)(void *user, const int32_t *ids, int64_t n);
+    // Streaming: called after each round with sequence b's new ids (text tokens; units in the TTS vocabulary).
+    void (*on_text)(void *user, int b, const int32_t *ids, int64_t n);
+    void (*on_units)(void *user, int b, const int32_t *ids, int64_t n);
     void *user;
 } s2s_chat_cfg;
 
@@ -39,4 +39,9 @@ typedef struct s2s_chat_out {
 // for the budgets.
 void s2s_chat_generate(s2s_ctx *ctx, const s2s_omnispeech *m, s2s_tensor *prompt, const s2s_chat_cfg *cfg,
                        s2s_chat_out *out);
+// B replies in lockstep (a benchmark's items): prompts[b] [T_b, H_llm], sequence b sampling from seeds[b] (cfg->seed
+// unused); out[b] is what s2s_chat_generate gives for prompts[b] with seed seeds[b] alone (greedy: the same tokens;
+// the batched GEMMs could differ from one sequence's in the last bit). Each model's steps run batched.
+void s2s_chat_generate_batch(s2s_ctx *ctx, const s2s_omnispeech *m, s2s_tensor *const *prompts, int B,
+                             const s2s_chat_cfg *cfg, const uint64_t *seeds, s2s_chat_out *out);
 void s2s_chat_out_free(s2s_chat_out *o);

@@ -100,49 +100,75 @@ int s2s_eval_manifest(s2s_session *s, const s2s_eval_manifest_opts *o, s2s_eval_
     static const char *const system_keys[] = {"system", NULL};
     const double t0 = now();
     rc = 0;
-    for (int64_t i = 0; getline(&line, &cap, in) > 0 && !rc; i++) {
-        if (i < done) continue;
-        cJSON *j = cJSON_Parse(line);
-        const char *audio = j ? str_field(j, audio_keys) : NULL;
-        const char *text = j ? str_field(j, text_keys) : NULL;
-        if (j && !audio && !text) text = str_field(j, prompt_keys);
-        char why[4096] = "";
-        if (!j || !cJSON_IsObject(j)) snprintf(why, sizeof why, "not a JSON object");
-        else if (!audio && !text) snprintf(why, sizeof why, "no audio (audio / wav / source_wav / audio_path) and no text");
-        s2s_reply rep;
-        if (!*why) {
-            s2s_reply_opts ro = o->reply;
-            ro.seed = o->reply.seed + (uint64_t)i;  // a resumed run draws what the uninterrupted one would
-            const s2s_turn turn = {.system = str_field(j, system_keys), .audio = audio, .text = text};
-            if (s2s_session_reply(s, &turn, &ro, &rep, why, sizeof why)) {
-                if (!*why) snprintf(why, sizeof why, "failed");
+    // Chunks of up to o->batch items: parsed, answered together (s2s_session_reply_batch), written in input order.
+    const int B = o->batch > 0 ? o->batch : 1;
+    cJSON **js = s2s_calloc((size_t)B, sizeof *js);
+    s2s_turn *turns = s2s_calloc((size_t)B, sizeof *turns);
+    s2s_reply *reps = s2s_calloc((size_t)B, sizeof *reps);
+    uint64_t *seeds = s2s_calloc((size_t)B, sizeof *seeds);
+    int *failed = s2s_calloc((size_t)B, sizeof *failed), *item_of = s2s_calloc((size_t)B, sizeof *item_of);
+    char (*why)[1024] = s2s_calloc((size_t)B, sizeof *why);
+    int64_t i = 0;
+    bool eof = false;
+    while (!rc && !eof) {
+        int n = 0, k = 0;  // lines in this chunk (at most B), answerable items among them
+        while (n < B && !(eof = getline(&line, &cap, in) <= 0)) {
+            if (i < done) {
+                i++;
+                continue;
             }
+            cJSON *j = cJSON_Parse(line);
+            const char *audio = j ? str_field(j, audio_keys) : NULL;
+            const char *text = j ? str_field(j, text_keys) : NULL;
+            if (j && !audio && !text) text = str_field(j, prompt_keys);
+            why[n][0] = 0;
+            if (!j || !cJSON_IsObject(j)) snprintf(why[n], sizeof why[n], "not a JSON object");
+            else if (!audio && !text)
+                snprintf(why[n], sizeof why[n], "no audio (audio / wav / source_wav / audio_path) and no text");
+            js[n] = j, item_of[n] = -1;
+            if (!why[n][0]) {
+                // a resumed run, or another batch size, draws what an uninterrupted run would
+                turns[k] = (s2s_turn){.system = str_field(j, system_keys), .audio = audio, .text = text};
+                seeds[k] = o->reply.seed + (uint64_t)i;
+                item_of[n] = k++;
+            }
+            n++, i++;
         }
-        cJSON *outj = j && cJSON_IsObject(j) ? j : cJSON_CreateObject();
-        if (outj != j) cJSON_Delete(j);
-        cJSON_DeleteItemFromObject(outj, "index");
-        cJSON_AddNumberToObject(outj, "index", (double)i);
-        if (*why) {
-            fprintf(stderr, "s2s eval: %s:%lld: %s (skipped)\n", o->manifest, (long long)i + 1, why);
-            cJSON_AddStringToObject(outj, "error", why);
-            r->failed++;
-        } else {
-            size_t len = 0;
-            s2s_derr de;
-            char *t = s2s_tok_decode(s->tok, rep.out.text_ids, (size_t)rep.out.n_text, 1, &len, &de);
-            int32_t *u = s2s_malloc((size_t)(rep.out.n_units + 1) * sizeof *u);
-            const int64_t nu = s2s_session_units(s, rep.out.units, rep.out.n_units, u);
-            cJSON_AddStringToObject(outj, "response", t ? t : "");
-            cJSON_AddItemToObject(outj, "units", ints(u, nu));
-            cJSON_AddItemToObject(outj, "text_ids", ints(rep.out.text_ids, rep.out.n_text));
-            free(t), free(u);
-            s2s_reply_free(&rep);
-            r->answered++;
+        char (*errs)[1024] = s2s_calloc((size_t)(k + 1), sizeof *errs);
+        if (k) s2s_session_reply_batch(s, turns, k, &o->reply, seeds, reps, failed, errs);
+        for (int l = 0; l < n && !rc; l++) {
+            const int64_t idx = i - n + l;
+            cJSON *outj = js[l] && cJSON_IsObject(js[l]) ? js[l] : cJSON_CreateObject();
+            if (outj != js[l]) cJSON_Delete(js[l]);
+            cJSON_DeleteItemFromObject(outj, "index");
+            cJSON_AddNumberToObject(outj, "index", (double)idx);
+            const int q = item_of[l];
+            if (q >= 0 && failed[q]) snprintf(why[l], sizeof why[l], "%s", errs[q][0] ? errs[q] : "failed");
+            if (why[l][0]) {
+                fprintf(stderr, "s2s eval: %s:%lld: %s (skipped)\n", o->manifest, (long long)idx + 1, why[l]);
+                cJSON_AddStringToObject(outj, "error", why[l]);
+                r->failed++;
+            } else {
+                const s2s_chat_out *co = &reps[q].out;
+                size_t len = 0;
+                s2s_derr de;
+                char *t = s2s_tok_decode(s->tok, co->text_ids, (size_t)co->n_text, 1, &len, &de);
+                int32_t *u = s2s_malloc((size_t)(co->n_units + 1) * sizeof *u);
+                const int64_t nu = s2s_session_units(s, co->units, co->n_units, u);
+                cJSON_AddStringToObject(outj, "response", t ? t : "");
+                cJSON_AddItemToObject(outj, "units", ints(u, nu));
+                cJSON_AddItemToObject(outj, "text_ids", ints(co->text_ids, co->n_text));
+                free(t), free(u);
+                r->answered++;
+            }
+            rc = append_line(fd, outj, o->out, err, errlen);
+            cJSON_Delete(outj);
         }
-        rc = append_line(fd, outj, o->out, err, errlen);
-        cJSON_Delete(outj);
-        if (!o->quiet) progress(i + 1, r->items, i + 1 - done, t0);
+        for (int q = 0; q < k; q++) s2s_reply_free(&reps[q]);
+        free(errs);
+        if (!o->quiet && n) progress(i, r->items, i - done, t0);
     }
+    free(js), free(turns), free(reps), free(seeds), free(failed), free(item_of), free(why);
     close(fd);
     fclose(in);
     free(line);

@@ -6,6 +6,7 @@
 // "prompt" is the spoken question's transcript, which scorers read, not an input), optional "system" and "id".
 // "wav", "source_wav" and "audio_path" are read as "audio". A malformed line is reported with file:line and
 // written as {"index": i, "error": "..."} so the output stays line-for-line.
+// Items are answered --batch at a time in lockstep (eval/chat.h's batch: each model's steps batched).
 // Resumable: complete output lines are kept, a torn last line is dropped, and the run continues with the first
 // input line not yet answered. Each line is appended and fsync'd on its own.
 #pragma once
@@ -17,6 +18,7 @@
 typedef struct s2s_eval_manifest_opts {
     const char *manifest, *out;
     s2s_reply_opts reply;  // budgets, sampling, seed (the per-item seed is seed + index)
+    int batch;             // items answered together (<= 1: one at a time); the output does not depend on it
     bool quiet;
 } s2s_eval_manifest_opts;
 

@@ -118,19 +118,23 @@ static s2s_tensor *audio_mel(s2s_session *s, const char *spec, int64_t *chunks, 
     return t;
 }
 
-int s2s_session_reply(s2s_session *s, const s2s_turn *turn, const s2s_reply_opts *o, s2s_reply *r, char *err,
-                      size_t errlen) {
+// The turn's prompt (r->prompt) and its LLM input embeddings [T, H] in the session's arena.
+static s2s_tensor *prepare(s2s_session *s, const s2s_turn *turn, s2s_reply *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     const double t0 = now();
     s2s_prompt_item items[2];
     int n_items = 0;
     if (turn->audio) items[n_items++] = (s2s_prompt_item){.text = NULL};
     if (turn->text && *turn->text) items[n_items++] = (s2s_prompt_item){.text = turn->text};
-    if (!n_items) return s2s_errf(err, errlen, "a turn needs an audio or a text");
-    if (s2s_prompt_build(s->enc, turn->system, items, n_items, &r->prompt, err, errlen)) return -1;
+    if (!n_items) {
+        s2s_errf(err, errlen, "a turn needs an audio or a text");
+        return NULL;
+    }
+    if (s2s_prompt_build(s->enc, turn->system, items, n_items, &r->prompt, err, errlen)) return NULL;
     if (r->prompt.n_audio != (turn->audio ? 1 : 0)) {
         s2s_reply_free(r);
-        return s2s_errf(err, errlen, "the text holds <|im_audio|>: it would take an audio's place");
+        s2s_errf(err, errlen, "the text holds <|im_audio|>: it would take an audio's place");
+        return NULL;
     }
     int64_t tok_off[2] = {0, r->prompt.n}, chunk_off[2] = {0, 0}, frames = 0, audio_len[1] = {0};
     s2s_omni_batch b = {.n = 1, .tok_off = tok_off, .input_ids = r->prompt.ids, .A = turn->audio ? 1 : 0,
@@ -140,7 +144,7 @@ int s2s_session_reply(s2s_session *s, const s2s_turn *turn, const s2s_reply_opts
         b.mel = audio_mel(s, turn->audio, &C, &frames, err, errlen);
         if (!b.mel) {
             s2s_reply_free(r);
-            return -1;
+            return NULL;
         }
         chunk_off[1] = C;
     }
@@ -151,7 +155,10 @@ int s2s_session_reply(s2s_session *s, const s2s_turn *turn, const s2s_reply_opts
     s2s_omni_seq_free(&q);
     s2s_no_grad_end(s->ctx);
     r->t_prompt = now() - t0;
+    return prompt;
+}
 
+static s2s_chat_cfg chat_cfg(const s2s_session *s, const s2s_reply_opts *o) {
     s2s_chat_cfg c = {.max_new_tokens = o->max_new_tokens > 0 ? o->max_new_tokens
                                         : s->gen.max_new_tokens > 0 ? s->gen.max_new_tokens : 512,
                       .tts_max_new_tokens = o->tts_max_new_tokens > 0 ? o->tts_max_new_tokens
@@ -167,9 +174,42 @@ int s2s_session_reply(s2s_session *s, const s2s_turn *turn, const s2s_reply_opts
     }
     if (o->top_p >= 0) c.sample.top_p = o->top_p;
     if (o->tts_sample) c.tts_sample.do_sample = true;
+    return c;
+}
+
+int s2s_session_reply(s2s_session *s, const s2s_turn *turn, const s2s_reply_opts *o, s2s_reply *r, char *err,
+                      size_t errlen) {
+    s2s_tensor *prompt = prepare(s, turn, r, err, errlen);
+    if (!prompt) {
+        s2s_ctx_step_reset(s->ctx);
+        return -1;
+    }
+    const s2s_chat_cfg c = chat_cfg(s, o);
     s2s_chat_generate(s->ctx, &s->m, prompt, &c, &r->out);
     s2s_ctx_step_reset(s->ctx);
     return 0;
+}
+
+int s2s_session_reply_batch(s2s_session *s, const s2s_turn *turns, int n, const s2s_reply_opts *o,
+                            const uint64_t *seeds, s2s_reply *r, int *failed, char (*errs)[1024]) {
+    s2s_tensor **prompts = s2s_malloc((size_t)(n + 1) * sizeof *prompts);
+    uint64_t *sd = s2s_malloc((size_t)(n + 1) * sizeof *sd);
+    int *at = s2s_malloc((size_t)(n + 1) * sizeof *at);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        s2s_tensor *p = prepare(s, &turns[i], &r[i], errs[i], sizeof errs[i]);
+        failed[i] = p == NULL;
+        if (p) prompts[k] = p, sd[k] = seeds[i], at[k++] = i;
+    }
+    s2s_chat_out *out = s2s_calloc((size_t)(k + 1), sizeof *out);
+    if (k) {
+        const s2s_chat_cfg c = chat_cfg(s, o);
+        s2s_chat_generate_batch(s->ctx, &s->m, prompts, k, &c, sd, out);
+    }
+    for (int j = 0; j < k; j++) r[at[j]].out = out[j];
+    s2s_ctx_step_reset(s->ctx);
+    free(prompts), free(sd), free(at), free(out);
+    return k;
 }
 
 void s2s_reply_free(s2s_reply *r) {

@@ -49,8 +49,8 @@ typedef struct s2s_reply_opts {
     bool tts_sample;      // sample the units with the TTS generation config's warpers (else its do_sample decides)
     uint64_t seed;
     const float *spk;     // [512] or NULL
-    void (*on_text)(void *user, const int32_t *ids, int64_t n);
-    void (*on_units)(void *user, const int32_t *ids, int64_t n);
+    void (*on_text)(void *user, int b, const int32_t *ids, int64_t n);  // b: the sequence (0 alone)
+    void (*on_units)(void *user, int b, const int32_t *ids, int64_t n);
     void *user;
 } s2s_reply_opts;
 
@@ -63,6 +63,11 @@ typedef struct s2s_reply {
 s2s_reply_opts s2s_reply_defaults(void);
 int s2s_session_reply(s2s_session *s, const s2s_turn *turn, const s2s_reply_opts *o, s2s_reply *r, char *err,
                       size_t errlen);
+// n turns answered in lockstep (eval/chat.h's batch): turn i samples with seeds[i] (o->seed unused) and r[i] is what
+// s2s_session_reply gives for it alone. A turn whose prompt fails (an unreadable audio) gets failed[i] = 1 and its
+// reason in errs[i], the others are answered. Returns how many were.
+int s2s_session_reply_batch(s2s_session *s, const s2s_turn *turns, int n, const s2s_reply_opts *o,
+                            const uint64_t *seeds, s2s_reply *r, int *failed, char (*errs)[1024]);
 void s2s_reply_free(s2s_reply *r);
 // The speech units of a reply's TTS ids: those of the unit vocabulary, offset removed (0 .. 16383), in order;
 // returns how many were written to out (room for n).

@@ -4,8 +4,10 @@ it, line for line, resumably.
 - each output line is its item's fields plus index, response, units, text_ids; the reply equals `s2s chat --json`
   for that item (text only, audio only, audio + text; "prompt" is the input only when there is no audio);
 - a malformed line is reported with file:line on stderr and written as {"index", "error"};
-- SIGKILL mid-run, then the same command: the output equals an uninterrupted run's byte for byte, sampled
-  replies included (item i samples with seed + i); a torn last line is cut and its item answered again.
+- items are answered --batch at a time in lockstep: --batch 1 and the default 8 write the same bytes;
+- SIGKILL mid-run (--batch 2), then a rerun (--batch 3): the output equals an uninterrupted run's (--batch 8) byte
+  for byte, sampled replies included (item i samples with seed + i); a torn last line is cut and its item answered
+  again.
 
 Run by ctest as: python3 tests/eval/test_answer.py S2S_BINARY BUILD_DIR (from the repository root).
 """
@@ -93,12 +95,18 @@ check(same, "each reply equals s2s chat --json for its item (text, audio, audio 
 check(rows[1]["prompt"] == "the transcript" and rows[6]["reference"] == "keep me" and rows[3]["id"] == "at",
       "the items' own fields are kept (a scorer's references)")
 
+# ---- batched: the same output whatever --batch ----------------------------------------------------------------------
+one = os.path.join(TMP, "one.jsonl")
+q1 = answer(one, "--batch", "1")
+check(q1.returncode == 0 and open(one).read() == open(full).read(),
+      "--batch 1 (one item at a time) writes exactly what --batch 8 (the default, items in lockstep) does")
+
 # ---- SIGKILL mid-run, then resume: byte for byte the uninterrupted output (sampled) ---------------------------------
 samp = ["--temperature", "0.9", "--seed", "5"]
 ref = os.path.join(TMP, "ref.jsonl")
 answer(ref, *samp)
 cut = os.path.join(TMP, "cut.jsonl")
-proc = answer(cut, *samp, wait=False)
+proc = answer(cut, *samp, "--batch", "2", wait=False)
 for _ in range(600):
     if os.path.exists(cut) and sum(1 for _ in open(cut)) >= 4:
         break
@@ -108,7 +116,7 @@ proc.wait()
 n_before = sum(1 for _ in open(cut)) if os.path.exists(cut) else 0
 with open(cut, "a") as f:
     f.write('{"index": 99, "respo')  # a torn line, as a crash mid-write leaves
-q = answer(cut, *samp)
+q = answer(cut, *samp, "--batch", "3")
 check(q.returncode == 0 and open(cut).read() == open(ref).read() and 0 < n_before < len(items),
       f"killed after {n_before} lines (+ a torn one), resumed: the output equals the uninterrupted run's byte for byte")
 check(open(ref).read() != open(full).read(), "sampled replies differ from greedy ones (the seed is used)")
