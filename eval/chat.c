@@ -198,7 +198,7 @@ void s2s_chat_generate_batch(s2s_ctx *ctx, const s2s_omnispeech *m, s2s_tensor *
             seq *s = &S[b];
             s2s_sampler_free(&s->smp);
             out[b].t_llm += dl / n;
-            if (r == 0) out[b].t_first_text = now() - t0;
+            if (r == 0) out[b].t_first_text = now() - t0, out[b].t_llm_first = out[b].t_llm, out[b].n_text_first = s->n_round;
             s->budget -= s->n_round;
             s->llm_last = s->round_ids[s->n_round - 1];
             if (in_set(cfg->eos, cfg->n_eos, s->llm_last) || s->budget < 1) s->finished = true;
@@ -250,6 +250,7 @@ void s2s_chat_generate_batch(s2s_ctx *ctx, const s2s_omnispeech *m, s2s_tensor *
         }
     }
     s2s_no_grad_end(ctx);
+    for (int b = 0; b < B; b++) out[b].t_total = now() - t0;
     for (int b = 0; b < B; b++) {
         s2s_kv_cache_free(&S[b].llm_kv);
         s2s_kv_cache_free(&S[b].tts_kv);

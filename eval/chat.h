@@ -33,6 +33,10 @@ typedef struct s2s_chat_out {
     // Seconds from the call: the prompt's prefill with the first token, the first unit chunk; and the time spent
     // in each model (tokens per second = n / time).
     double t_first_text, t_first_units, t_llm, t_tts;
+    // The first round's LLM call on its own (the prompt's prefill and its first tokens), so that the decode rate
+    // (n_text - n_text_first) / (t_llm - t_llm_first) compares with HF's time after the first token; the whole call.
+    double t_llm_first, t_total;
+    int64_t n_text_first;
 } s2s_chat_out;
 
 // prompt [T, H_llm] on ctx's device: the LLM's input embeddings (s2s_omni_llm_inputs). Preallocates both KV caches
