@@ -33,7 +33,8 @@ static int run(int argc, char **argv) {
         {NULL},
     };
     const s2s_cli cli = {
-        .cmd = "eval", .synopsis = "(--model DIR | --ckpt DIR) (--data SHARDS [--json] | --manifest IN.jsonl --out OUT.jsonl)",
+        .cmd = "eval",
+        .synopsis = "(--model DIR | --ckpt DIR) (--data SHARDS [--json] | --manifest IN.jsonl --out OUT.jsonl)",
         .args = args,
         .epilog = "loss, loss_llm, loss_tts: token means over the whole set, as training defines them; text_accuracy,\n"
                   "unit_accuracy: greedy next-token hits over the same targets. The shards' tokenizer hashes must\n"

@@ -3,8 +3,8 @@
 // Per round and model, a sequence feeds its uncached suffix (HF generate's cache_position slicing): the prompt, or
 // the previous round's last token (which no step fed) with the rows that joined since; suffixes of one length go in
 // one batched step (s2s_decode_step_batch), then every sequence still generating in the round feeds its last token
-// in one batched step, until it has its round's tokens or an EOS. Each (sequence, model, round) draws from its own stream, so a
-// sequence's reply is the same alone and in a batch.
+// in one batched step, until it has its round's tokens or an EOS. Each (sequence, model, round) draws from its own
+// stream, so a sequence's reply is the same alone and in a batch.
 #include "chat.h"
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +70,8 @@ typedef struct seq {
 } seq;
 
 // One model's round for the sequences in idx: their suffixes x[k] are prefilled (those of one length in one batched
-// step), then the unfinished ones step together token by token. keep_hidden: the fed rows' states that predict a token go to
-// seq.hid (the LLM, for the bridge). Picks the next token from a row's logits.
+// step), then the unfinished ones step together token by token. keep_hidden: the fed rows' states that predict a
+// token go to seq.hid (the LLM, for the bridge). Picks the next token from a row's logits.
 static void round_step(s2s_ctx *ctx, const s2s_qwen3 *q, seq *S, const int *idx, int n, s2s_tensor *const *x,
                        bool tts, const int32_t *eos, int n_eos, bool keep_hidden) {
     const int64_t H = q->cfg.hidden_size, V = q->cfg.vocab_size;
@@ -198,7 +198,10 @@ void s2s_chat_generate_batch(s2s_ctx *ctx, const s2s_omnispeech *m, s2s_tensor *
             seq *s = &S[b];
             s2s_sampler_free(&s->smp);
             out[b].t_llm += dl / n;
-            if (r == 0) out[b].t_first_text = now() - t0, out[b].t_llm_first = out[b].t_llm, out[b].n_text_first = s->n_round;
+            if (r == 0) {
+                out[b].t_first_text = now() - t0;
+                out[b].t_llm_first = out[b].t_llm, out[b].n_text_first = s->n_round;
+            }
             s->budget -= s->n_round;
             s->llm_last = s->round_ids[s->n_round - 1];
             if (in_set(cfg->eos, cfg->n_eos, s->llm_last) || s->budget < 1) s->finished = true;
