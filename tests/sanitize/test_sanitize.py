@@ -15,10 +15,11 @@ BUILD = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "build")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAN = os.path.join(BUILD, "sanitize")
 FLAGS = "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
-SKIP = "isa\\.|gpu\\.|sanitize\\.|train\\.test_torch_ref"  # other builds, this test; and the PyTorch
-# reference comparison, whose s2s side (a 3-step stage-3 run) test_train covers many times over: it would add
-# ~2 minutes (mostly PyTorch) to the suite's critical path. No test times anything, so test_mel
-# and test_tokenizer run here too.
+SKIP = "isa\\.|gpu\\.|sanitize\\.|train\\.test_torch_ref|eval\\.test_chat"  # other builds, this test; and two
+# comparisons with PyTorch renderings whose s2s side other tests run here too: test_torch_ref's (a 3-step stage-3
+# run) test_train covers many times over, test_chat's (chat, prompts, checkpoint and export loading) test_answer and
+# test_demo do; together they would add ~4 minutes (mostly PyTorch) to the suite's critical path. No test times
+# anything, so test_mel and test_tokenizer run here too.
 TIMEOUT_SCALE = 4
 
 
